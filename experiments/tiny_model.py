@@ -1,0 +1,45 @@
+"""A tiny random Llama with a byte-level tokenizer, built entirely in code (no files, no hub)."""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+EOS = "<|endoftext|>"
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE with no merges: 256 byte tokens plus one end-of-text token."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    vocab[EOS] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=EOS)
+
+
+def tiny_llama(cfg) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    tokenizer = byte_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=int(cfg.get("hidden_size", 64)),
+        intermediate_size=int(cfg.get("intermediate_size", 160)),
+        num_hidden_layers=int(cfg.get("num_hidden_layers", 2)),
+        num_attention_heads=int(cfg.get("num_attention_heads", 4)),
+        num_key_value_heads=int(cfg.get("num_key_value_heads", 2)),
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    model = LlamaForCausalLM(config)
+    # Non-trivial RMSNorm scales so that folding them (WINA's transform) is actually exercised.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)
+    return model.eval(), tokenizer
