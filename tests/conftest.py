@@ -41,3 +41,41 @@ def tiny():
     from experiments.models import load_model
 
     return load_model(OmegaConf.load(ROOT / "conf" / "model" / "tiny-random.yaml"), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def data_dir(cache_dir):
+    from omegaconf import OmegaConf
+
+    from experiments.task_data import ensure_data
+
+    return ensure_data(OmegaConf.load(ROOT / "conf" / "data" / "local.yaml"), cache_dir)[0]
+
+
+@pytest.fixture(scope="session")
+def calib_tokens(smollm2, data_dir):
+    """16 x 128 LAMBADA tokens for calibration (never evaluated)."""
+    from experiments.sparsity import calibration_tokens
+    from wina.calibrate import CalibrationConfig
+
+    return calibration_tokens(smollm2.tokenizer, data_dir, CalibrationConfig(n_samples=16, seq_len=128))
+
+
+@pytest.fixture(scope="session")
+def heldout_tokens(smollm2, data_dir):
+    """4 x 128 tokens of HellaSwag contexts: text the calibration never saw."""
+    import torch
+
+    from experiments.task_data import read_jsonl
+
+    docs = read_jsonl(data_dir / "hellaswag" / "validation.jsonl")[:200]
+    ids = smollm2.tokenizer(" ".join(d["ctx"] for d in docs)).input_ids[: 4 * 128]
+    return torch.tensor(ids).view(4, 128)
+
+
+@pytest.fixture
+def fresh_smollm2(smollm2):
+    """A private copy of SmolLM2 that a test may sparsify in place."""
+    import copy
+
+    return copy.deepcopy(smollm2.model)

