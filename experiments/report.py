@@ -1,0 +1,118 @@
+"""Run records -> pandas -> paper-style tables (markdown, LaTeX, CSV) and accuracy/FLOPs figures.
+
+    python -m experiments.report outputs/ --out results/comparison --name smollm2-135m_paper8
+
+Reads every ``record.json`` under the given folders (complete and not-reachable ones; half-written runs never
+leave one). One row per (model, method, sparsity): the headline metric per task, their average, the sparsity
+measured during evaluation and the effective FLOPs. The last record wins when a configuration was run twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.record import RECORD_NAME
+from experiments.tables import markdown
+
+
+def load_records(folders: list[Path]) -> pd.DataFrame:
+    rows = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob(RECORD_NAME)):
+            r = json.loads(path.read_text())
+            cfg = r["config"]
+            row = {
+                "model": r["model"]["name"], "method": cfg["method"].get("label", cfg["method"]["name"]),
+                "sparsity": float(cfg["sparsity"]), "status": r["status"], "limit": cfg.get("limit"),
+                "created": r["created"], "record": str(path),
+            }
+            for task, t in (r.get("tasks") or {}).items():
+                row[task] = None if not t or t["headline"] is None else 100 * t["headline"]
+            row["average"] = None if r.get("average") is None else 100 * r["average"]
+            sp = r.get("sparsity") or {}
+            row["measured"] = sp.get("overall")
+            fl = r.get("flops") or {}
+            row["gflops_paper"] = fl.get("paper_gflops_effective")
+            row["flops_ratio"] = fl.get("ratio")
+            rows.append(row)
+    if not rows:
+        raise SystemExit(f"error: no {RECORD_NAME} under {', '.join(map(str, folders))}")
+    df = pd.DataFrame(rows).sort_values("created")
+    return df.drop_duplicates(["model", "method", "sparsity", "limit"], keep="last").reset_index(drop=True)
+
+
+def accuracy_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """Rows: sparsity; columns: method; cells: average headline accuracy (n/a where not reachable)."""
+    return df.pivot_table(index="sparsity", columns="method", values="average", aggfunc="last", dropna=False)
+
+
+def task_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    cols = [t for t in tasks if t in df.columns]
+    out = df.set_index(["method", "sparsity"])[cols + ["average", "measured", "gflops_paper"]].sort_index()
+    out.index = [f"{m} @ {s:.2f}" for m, s in out.index]
+    out.index.name = "method @ target"
+    return out
+
+
+def plot(df: pd.DataFrame, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method, g in df[df["status"] == "complete"].groupby("method"):
+        g = g.sort_values("sparsity")
+        axes[0].plot(g["sparsity"] * 100, g["average"], marker="o", label=method)
+        axes[1].plot(g["gflops_paper"], g["average"], marker="o", label=method)
+    axes[0].set(xlabel="target sparsity (%)", ylabel="average accuracy (%)")
+    axes[1].set(xlabel="effective GFLOPs per token (linear MACs, paper convention)", ylabel="average accuracy (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out.with_suffix(f".{ext}"), dpi=150)
+
+
+def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"model", "method", "sparsity", "status", "limit", "created", "record", "average", "measured",
+            "gflops_paper", "flops_ratio"}
+    tasks = [c for c in df.columns if c not in meta]
+    df.drop(columns=["record"]).to_csv(out_dir / f"{name}.csv", index=False)
+    acc = accuracy_table(df, tasks)
+    per_task = task_table(df, tasks)
+    (out_dir / f"{name}.tex").write_text(per_task.to_latex(float_format="%.2f", na_rep="n/a"))
+    text = [f"# {name}", "", f"Command: `{command}`", "",
+            "Average headline accuracy (%) by target sparsity (n/a: the method cannot reach that sparsity):", "",
+            markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, effective GFLOPs/token:", "",
+            markdown(per_task, ".3f"), ""]
+    limits = sorted({str(x) for x in df["limit"]})
+    text.append(f"Document limit per task: {', '.join(limits)} (None = full sets).")
+    (out_dir / f"{name}.md").write_text("\n".join(text) + "\n")
+    plot(df, out_dir / name, name)
+    return out_dir / f"{name}.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path, help="folders searched for record.json files")
+    ap.add_argument("--out", type=Path, default=Path("results/comparison"))
+    ap.add_argument("--name", default="comparison")
+    ap.add_argument("--command", default=None, help="the command that produced the records (written into the table)")
+    args = ap.parse_args(argv)
+    df = load_records(args.folders)
+    path = write_report(df, args.out, args.name, args.command or "python -m experiments.report " + " ".join(sys.argv[1:]))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
