@@ -2,7 +2,7 @@
 
     python -m experiments.report outputs/ --out results/comparison --name smollm2-135m_paper8
 
-Reads every ``record.json`` under the given folders (complete and not-reachable ones; half-written runs never
+Reads every run record (``record.json``, or a copy under another ``*.json`` name) under the given folders (complete and not-reachable ones; half-written runs never
 leave one). One row per (model, method, sparsity): the headline metric per task, their average, the sparsity
 measured during evaluation and the effective FLOPs. The last record wins when a configuration was run twice.
 """
@@ -15,15 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.record import RECORD_NAME
 from experiments.tables import markdown
 
 
 def load_records(folders: list[Path]) -> pd.DataFrame:
     rows = []
     for folder in folders:
-        for path in sorted(Path(folder).rglob(RECORD_NAME)):
+        for path in sorted(Path(folder).rglob("*.json")):
             r = json.loads(path.read_text())
+            if not isinstance(r, dict) or "status" not in r or "config" not in r:
+                continue  # not a run record
             cfg = r["config"]
             row = {
                 "model": r["model"]["name"], "method": cfg["method"].get("label", cfg["method"]["name"]),
@@ -40,14 +41,19 @@ def load_records(folders: list[Path]) -> pd.DataFrame:
             row["flops_ratio"] = fl.get("ratio")
             rows.append(row)
     if not rows:
-        raise SystemExit(f"error: no {RECORD_NAME} under {', '.join(map(str, folders))}")
+        raise SystemExit(f"error: no run records under {', '.join(map(str, folders))}")
     df = pd.DataFrame(rows).sort_values("created")
     return df.drop_duplicates(["model", "method", "sparsity", "limit"], keep="last").reset_index(drop=True)
 
 
-def accuracy_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
-    """Rows: sparsity; columns: method; cells: average headline accuracy (n/a where not reachable)."""
-    return df.pivot_table(index="sparsity", columns="method", values="average", aggfunc="last", dropna=False)
+def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows: sparsity; columns: method; cells: average headline accuracy, ``n/a`` where the method cannot reach
+    the sparsity, ``-`` where no record exists (not run)."""
+    cell = df.apply(lambda r: "n/a" if r["status"] == "not_reachable" else f"{r['average']:.2f}", axis=1)
+    table = df.assign(cell=cell).pivot(index="sparsity", columns="method", values="cell").fillna("-")
+    table.index = [f"{s:.2f}" for s in table.index]
+    table.index.name = "sparsity"
+    return table
 
 
 def task_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
@@ -67,6 +73,10 @@ def plot(df: pd.DataFrame, out: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for method, g in df[df["status"] == "complete"].groupby("method"):
         g = g.sort_values("sparsity")
+        if method == "dense":
+            for ax in axes:
+                ax.axhline(g["average"].iloc[-1], color="k", ls="--", lw=1, label="dense")
+            continue
         axes[0].plot(g["sparsity"] * 100, g["average"], marker="o", label=method)
         axes[1].plot(g["gflops_paper"], g["average"], marker="o", label=method)
     axes[0].set(xlabel="target sparsity (%)", ylabel="average accuracy (%)")
@@ -86,11 +96,12 @@ def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Pa
             "gflops_paper", "flops_ratio"}
     tasks = [c for c in df.columns if c not in meta]
     df.drop(columns=["record"]).to_csv(out_dir / f"{name}.csv", index=False)
-    acc = accuracy_table(df, tasks)
+    acc = accuracy_table(df)
     per_task = task_table(df, tasks)
     (out_dir / f"{name}.tex").write_text(per_task.to_latex(float_format="%.2f", na_rep="n/a"))
     text = [f"# {name}", "", f"Command: `{command}`", "",
-            "Average headline accuracy (%) by target sparsity (n/a: the method cannot reach that sparsity):", "",
+            "Average headline accuracy (%) by target sparsity (n/a: the method cannot reach that sparsity; "
+            "-: not run):", "",
             markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, effective GFLOPs/token:", "",
             markdown(per_task, ".3f"), ""]
     limits = sorted({str(x) for x in df["limit"]})

