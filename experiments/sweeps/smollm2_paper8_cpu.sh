@@ -5,5 +5,5 @@
 set -u
 SWEEP=${1:?sweep dir}
 python3 run.py tasks=paper8 limit=50 batch_size=16 hydra.run.dir="$SWEEP/dense"
-python3 run.py --multirun method=wina,teal,rsparse,cats sparsity=0.25,0.5,0.65 method.allocation=uniform \
+python3 run.py --multirun method=wina,teal,rsparse,cats sparsity=0.25,0.5,0.65 ++method.allocation=uniform \
     tasks=paper8 limit=50 batch_size=16 hydra.sweep.dir="$SWEEP/methods"
