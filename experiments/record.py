@@ -54,6 +54,13 @@ def format_table(record: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if record.get("sparsity"):
+        sp, fl = record["sparsity"], record["flops"]
+        lines.append(f"sparsity: target {sp['target']:.3f}, measured {sp['overall']:.3f} "
+                     f"({', '.join(f'{k} {v:.2f}' for k, v in sp['per_kind'].items())})")
+        lines.append(f"GFLOPs/token at context {fl['context_len']}: {fl['effective_gflops']:.4f} of "
+                     f"{fl['dense_gflops']:.4f} dense ({fl['ratio']:.1%}); paper convention "
+                     f"{fl['paper_gflops_effective']:.4f} of {fl['paper_gflops_dense']:.4f}")
     notes = [t["note"] for t in record["tasks"].values() if t.get("note")]
     if record["config"].get("limit") is not None:
         notes.append(f"limit={record['config']['limit']}: a subset of each task, not comparable to full-set numbers.")
