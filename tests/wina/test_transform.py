@@ -51,3 +51,22 @@ def test_unsupported_architecture_is_refused():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(HarnessError, match="model type 'gpt2' is not supported"):
         sparsify_(model, build_config("wina", dict(sparsity=0.5, allocation="uniform")))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method,fields", [("wina", dict(allocation="uniform")), ("rsparse", dict(alpha=0.9))])
+def test_every_family_is_gated_to_the_target(family, method, fields):
+    from wina import build_config, sparsify_
+
+    torch.manual_seed(0)
+    model = _random_norms_(FAMILIES[family]())
+    ids = torch.randint(0, 97, (2, 24))
+    with torch.no_grad():
+        dense = model(ids).logits
+        sp = sparsify_(model, build_config(method, {**fields, "sparsity": 0.5}))
+        sp.reset_counts()
+        out = model(ids).logits
+    assert len(sp.modules) == 2 * 7
+    expected = 0.5 if method == "wina" else 1 - 0.5 * 0.9  # R-Sparse: channel sparsity 1 - (1 - s) alpha
+    assert abs(sp.measured(model)["overall"] - expected) < 0.02
+    assert not torch.allclose(out, dense)
