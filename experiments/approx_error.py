@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from experiments.errors import EXIT_CODE, HarnessError
 from experiments.tables import markdown

@@ -103,7 +103,7 @@ class Shape:
 
 
 def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None):
-    N, K, n = sh.N, sh.K, sh.n
+    K, n = sh.K, sh.n
     g = torch.Generator(device="cuda").manual_seed(M * 100 + int(s * 100))
     xs = [torch.randn(M, K, device="cuda", generator=g).to(dtype) for _ in range(n)]
     # TEAL-style scalar threshold for the target per-row sparsity (each row independent)
@@ -157,7 +157,7 @@ def selection_rows(dtype, reps):
 
 def gate_variant_rows(sh: Shape, dtype, reps):
     """Cost of the gate flavours at 50%, batch 1 (same weights, rotated)."""
-    N, K, n = sh.N, sh.K, sh.n
+    K, n = sh.K, sh.n
     xs = [torch.randn(1, K, device="cuda").to(dtype) for _ in range(n)]
     c = sh.w_t[0].float().norm(dim=1)
     t = calibrate_threshold(torch.cat(xs[:4]), None, 0.5)

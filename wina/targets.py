@@ -105,7 +105,3 @@ def block_params(model: nn.Module) -> dict[str, int]:
     """Weight count of each projection kind in one decoder layer (layers are identical)."""
     layer = decoder_layers(model)[0]
     return {kind: _linear(layer, kind).weight.numel() for kind in KINDS}
-
-
-def pre_norms(model: nn.Module) -> tuple[str, str]:
-    return SUPPORTED[model_type(model)]
