@@ -103,7 +103,7 @@ class Shape:
 
 
 def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None):
-    K, n = sh.K, sh.n
+    N, K, n = sh.N, sh.K, sh.n
     g = torch.Generator(device="cuda").manual_seed(M * 100 + int(s * 100))
     xs = [torch.randn(M, K, device="cuda", generator=g).to(dtype) for _ in range(n)]
     # TEAL-style scalar threshold for the target per-row sparsity (each row independent)
