@@ -194,6 +194,49 @@ def _install(targets: list[Target], gates: dict[str, Gate], dense_prefix: float,
     return modules
 
 
+class _CalibrationCache:
+    """What a method calibrated (activation samples, greedy curves), keyed by what determines it."""
+
+    def __init__(self, model, method: Method, tokens: torch.Tensor, calibration: CalibrationConfig,
+                 cache_dir: Path | None) -> None:
+        key = _fingerprint(model, {"method": method.name, **method.calibration_fields(),
+                                   "calibration": dataclasses.asdict(calibration),
+                                   "tokens": hashlib.sha256(tokens.numpy().tobytes()).hexdigest()})
+        self.file = None if cache_dir is None else Path(cache_dir) / "calibration" / f"{method.name}-{key}.pt"
+        self.state = torch.load(self.file, map_location="cpu", weights_only=True) if self.file and self.file.exists() else {}
+        self.dirty = False
+
+    def get(self, name: str, compute):
+        if name not in self.state:
+            self.state[name] = compute()
+            self.dirty = True
+        return self.state[name]
+
+    def save(self) -> None:
+        if self.file is None or not self.dirty:
+            return
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=f".{self.file.name}.", suffix=".part")
+        os.close(fd)  # a private temp name: parallel sweep jobs may write the same entry at once
+        torch.save(self.state, tmp)
+        os.replace(tmp, self.file)
+
+
+def _greedy_curves(model, targets: list[Target], gates: dict[str, Gate], tokens: torch.Tensor,
+                   config: SparsityConfig, params: dict[str, int]):
+    """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates."""
+    n = min(config.greedy_samples, tokens.shape[0])
+    inputs, kwargs = capture_layer_io(model, tokens[:n], batch_size=n)  # one replay per trial
+    modules = _install(targets, gates, 0.0)
+    try:
+        by_layer = [{t.kind: gates[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
+        return allocate.greedy_curves(decoder_layers(model), by_layer, inputs, kwargs, params,
+                                      config.greedy_step, config.greedy_max)
+    finally:  # uninstall: the caller installs the gates for evaluation (with the dense prefix)
+        for t, m in zip(targets, modules.values()):
+            setattr(t.parent, t.attr, _unwrap(m))
+
+
 @torch.no_grad()
 def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torch.Tensor | None = None,
               cache_dir: Path | None = None, calibration: CalibrationConfig = CalibrationConfig()) -> Sparsified:
@@ -212,44 +255,20 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
     needs_calib = method.needs_samples or config.allocation == "greedy"
     if needs_calib and calibration_tokens is None:
         raise HarnessError(f"method {method.name} with allocation={config.allocation} needs calibration tokens")
-    state: dict = {}
-    cache_file = None
-    if needs_calib:
-        key = _fingerprint(model, {"method": method.name, **method.calibration_fields(),
-                                   "calibration": dataclasses.asdict(calibration),
-                                   "tokens": hashlib.sha256(calibration_tokens.numpy().tobytes()).hexdigest()})
-        if cache_dir is not None:
-            cache_file = Path(cache_dir) / "calibration" / f"{method.name}-{key}.pt"
-            if cache_file.exists():
-                state = torch.load(cache_file, map_location="cpu", weights_only=True)
-    if method.needs_samples and "samples" not in state:
-        state["samples"] = collect_samples(model, targets, calibration_tokens, calibration.samples_per_target,
-                                           calibration.seed)
-
-    gates = {t.key: method.make_gate(t, state.get("samples", {}).get(t.key)) for t in targets}
+    cache = _CalibrationCache(model, method, calibration_tokens, calibration, cache_dir) if needs_calib else None
+    samples = {}
+    if method.needs_samples:
+        samples = cache.get("samples", lambda: collect_samples(model, targets, calibration_tokens,
+                                                               calibration.samples_per_target, calibration.seed))
+    gates = {t.key: method.make_gate(t, samples.get(t.key)) for t in targets}
     dev = next(model.parameters()).device
     for g in gates.values():
         g.to(dev)
-
     if config.allocation == "greedy":
-        if "curves" not in state:
-            n = min(config.greedy_samples, calibration_tokens.shape[0])
-            inputs, kwargs = capture_layer_io(model, calibration_tokens[:n], batch_size=n)  # one replay per trial
-            modules = _install(targets, gates, 0.0)
-            by_layer = [{t.kind: gates[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
-            state["curves"] = allocate.greedy_curves(decoder_layers(model), by_layer, inputs, kwargs, params,
-                                                     config.greedy_step, config.greedy_max)
-            for t, m in zip(targets, modules.values()):  # uninstall: reinstalled below with the dense prefix
-                setattr(t.parent, t.attr, _unwrap(m))
-        levels = {}
-        for t in targets:
-            levels[t.key] = allocate.pick(state["curves"][t.layer], config.sparsity, params)[t.kind]
-    if cache_file is not None and state:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".part")
-        os.close(fd)  # a private temp name: parallel sweep jobs may write the same entry at once
-        torch.save(state, tmp)
-        os.replace(tmp, cache_file)
+        curves = cache.get("curves", lambda: _greedy_curves(model, targets, gates, calibration_tokens, config, params))
+        levels = {t.key: allocate.pick(curves[t.layer], config.sparsity, params)[t.kind] for t in targets}
+    if cache is not None:
+        cache.save()
 
     for k, g in gates.items():
         g.set_level(levels[k])

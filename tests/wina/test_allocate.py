@@ -36,3 +36,22 @@ def test_greedy_on_tiny_model_meets_block_target(tiny):
         lv = {t.kind: sp.levels[t.key] for t in sp.targets if t.layer == layer}
         assert block_sparsity(lv, params) == pytest.approx(0.5, abs=1e-6)
         assert len(set(lv.values())) > 1  # a non-uniform split
+
+
+def test_calibration_is_cached_across_sparsities(tiny, tmp_path, monkeypatch):
+    import copy
+
+    import torch
+
+    from wina import api, build_config, sparsify_
+
+    tokens = torch.randint(0, 256, (4, 64))
+    cfg = dict(allocation="greedy", greedy_samples=2, greedy_step=0.1)
+    sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.25}), tokens, cache_dir=tmp_path)
+    (entry,) = (tmp_path / "calibration").glob("teal-*.pt")
+    stamp = entry.stat().st_mtime_ns
+    monkeypatch.setattr(api, "collect_samples", lambda *a, **k: pytest.fail("samples recomputed"))
+    monkeypatch.setattr(api, "_greedy_curves", lambda *a, **k: pytest.fail("greedy search rerun"))
+    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5}), tokens, cache_dir=tmp_path)
+    assert entry.stat().st_mtime_ns == stamp  # loaded, not rewritten
+    assert sp.levels and max(sp.levels.values()) > 0
