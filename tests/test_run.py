@@ -105,3 +105,12 @@ def test_approx_error_command_writes_tables_and_figure(tmp_path):
     assert set(df["method"]) == {"wina", "teal"} and len(df) == 2 * 2 * 7
     assert ((df["rel_error"] >= 0) & (df["rel_error"] < 2)).all() and (df["rel_error"] > 0).any()
     assert (tmp_path / "tiny-random_s0.5_dense_allocation-uniform.png").exists()
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("tasks,metric,docs", [("mmlu", "acc,none", 57), ("gsm8k", "exact_match,flexible-extract", 1)])
+def test_group_and_generation_task_sets_run(tmp_path, tasks, metric, docs):
+    proc, out = run(["model=tiny-random", f"tasks={tasks}", "limit=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    t = json.loads((out / "record.json").read_text())["tasks"][tasks]
+    assert t["headline_metric"] == metric and t["n_docs_evaluated"] == docs
