@@ -11,12 +11,7 @@ if not torch.cuda.is_available():  # Triton kernels run through the interpreter 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PROSE = (
-    "The old lighthouse stood at the edge of the cliff for more than a hundred years. Every evening the keeper "
-    "climbed the narrow stairs, cleaned the glass and lit the lamp, so that the fishing boats could find their way "
-    "home through the fog. When the town grew and the harbour was moved further south, the light was no longer "
-    "needed, but the people kept it burning because it reminded them of the families who had lived there."
-)
+from experiments.check_models import PROSE  # noqa: E402  (plain English prose, used for perplexity)
 
 
 @pytest.fixture(scope="session")
