@@ -11,7 +11,6 @@ if not torch.cuda.is_available():  # Triton kernels run through the interpreter 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from experiments.check_models import PROSE  # noqa: E402  (plain English prose, used for perplexity)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import PROSE
+from experiments.check_models import PROSE
 
 
 @pytest.mark.real
