@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from wina.calibrate import first_output
+
 Curve = list[tuple[float, dict[str, float]]]
 
 
@@ -71,7 +73,7 @@ def layer_error_fn(layer, gates: dict, inputs: list[torch.Tensor], kwargs: list[
     for g in gates.values():
         g.set_level(0.0)
     for x, kw in zip(inputs, kwargs):
-        dense.append(_out(layer(x, **kw)))
+        dense.append(first_output(layer(x, **kw)))
 
     def error_of(levels: dict[str, float]) -> float:
         for k, g in gates.items():
@@ -79,16 +81,13 @@ def layer_error_fn(layer, gates: dict, inputs: list[torch.Tensor], kwargs: list[
         num = den = 0.0
         for x, kw, y in zip(inputs, kwargs, dense):
             start = int(y.shape[-2] * (1 - tail))
-            d = (_out(layer(x, **kw)) - y)[..., start:, :].float()
+            d = (first_output(layer(x, **kw)) - y)[..., start:, :].float()
             num += float(d.pow(2).sum())
             den += float(y[..., start:, :].float().pow(2).sum())
         return num / max(den, 1e-30)
 
     return error_of
 
-
-def _out(y):
-    return y[0] if isinstance(y, tuple) else y
 
 
 def greedy_curves(layers, gates_per_layer: list[dict], inputs, kwargs, params: dict[str, int], step: float,

@@ -112,7 +112,7 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
     activation, MLP intermediate), each gate's sample is re-drawn from activations that already went through
     every gate before it, then the gate re-applies its level. Thresholds calibrated on dense activations
     overshoot the target once upstream layers are sparse; this makes the measured sparsity match it."""
-    inputs, kwargs = capture_layer_io(model, tokens)
+    inputs, kwargs = capture_layer_io(model, tokens, first_only=True)  # the rest is recomputed with gates
     hidden = inputs[0]
     quota = max(1, per_target // tokens.shape[0])
     for i, layer in enumerate(tqdm(decoder_layers(model), desc="calibrate: sequential thresholds", unit="layer")):
@@ -126,16 +126,22 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
                     layer(x, **kw)
             for key, sample in sampler.samples().items():
                 gates[key].resample(sample)
-        hidden = [_first(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
+        hidden = [first_output(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
 
 
-def _first(y):
+def first_output(y):
+    """A decoder layer's hidden states, whether it returns a tensor or a tuple."""
     return y[0] if isinstance(y, tuple) else y
 
 
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once what it needed was captured."""
+
+
 @torch.no_grad()
-def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1):
-    """Per layer: the list of input hidden states (one per batch), and per batch the layer call kwargs."""
+def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, first_only: bool = False):
+    """Per layer: the list of input hidden states (one per batch), and per batch the layer call kwargs.
+    ``first_only``: capture the first layer's inputs and stop each forward pass there."""
     layers = decoder_layers(model)
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
     kwargs_per_batch: list[dict] = []
@@ -148,12 +154,19 @@ def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
             if i == 0:
                 kw = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values", "use_cache")}
                 kwargs_per_batch.append(kw)
+                if first_only:
+                    raise _StopForward
         return hook
 
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers[:1] if first_only else layers):
         hooks.append(layer.register_forward_pre_hook(hook_for(i), with_kwargs=True))
+    dev = _device(model)
     try:
-        run_batches(model, tokens, batch_size=batch_size, desc="calibrate: layer inputs")
+        for j in tqdm(range(0, tokens.shape[0], batch_size), desc="calibrate: layer inputs", unit="batch", leave=False):
+            try:
+                model(tokens[j:j + batch_size].to(dev), use_cache=False)
+            except _StopForward:
+                pass
     finally:
         for h in hooks:
             h.remove()
