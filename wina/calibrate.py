@@ -50,11 +50,18 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once what it needed was captured."""
+
+
 @torch.no_grad()
 def run_batches(model: nn.Module, tokens: torch.Tensor, batch_size: int = 4, desc: str = "calibration") -> None:
     dev = _device(model)
     for i in tqdm(range(0, tokens.shape[0], batch_size), desc=desc, unit="batch", leave=False):
-        model(tokens[i:i + batch_size].to(dev), use_cache=False)
+        try:
+            model(tokens[i:i + batch_size].to(dev), use_cache=False)
+        except _StopForward:
+            pass
 
 
 class _Sampler:
@@ -134,10 +141,6 @@ def first_output(y):
     return y[0] if isinstance(y, tuple) else y
 
 
-class _StopForward(Exception):
-    """Raised by a hook to end a forward pass once what it needed was captured."""
-
-
 @torch.no_grad()
 def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, first_only: bool = False):
     """Per layer: the list of input hidden states (one per batch), and per batch the layer call kwargs.
@@ -160,13 +163,8 @@ def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
 
     for i, layer in enumerate(layers[:1] if first_only else layers):
         hooks.append(layer.register_forward_pre_hook(hook_for(i), with_kwargs=True))
-    dev = _device(model)
     try:
-        for j in tqdm(range(0, tokens.shape[0], batch_size), desc="calibrate: layer inputs", unit="batch", leave=False):
-            try:
-                model(tokens[j:j + batch_size].to(dev), use_cache=False)
-            except _StopForward:
-                pass
+        run_batches(model, tokens, batch_size=batch_size, desc="calibrate: layer inputs")
     finally:
         for h in hooks:
             h.remove()
