@@ -130,7 +130,8 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
     speed = t_dense / t_kern
     limit = 1.0 / (1.0 - s)
     c = cfg or pick_config(M, N, K, torch.device("cuda"))
-    cfg_s = f"{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}{'L' if c.last_reduce else ''}"
+    cfg_s = (f"{c.path[0]}{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}"
+             f"{'L' if c.last_reduce else ''}")
     return dict(shape=f"{N}x{K}", M=M, s=s, row_density=round(row_density, 4), union=round(union, 4),
                 dense_us=round(t_dense, 2), kernel_us=round(t_kern, 2), speedup=round(speed, 3),
                 limit=round(limit, 3), frac_limit=round(speed / limit, 3),
@@ -182,13 +183,21 @@ def gate_variant_rows(sh: Shape, dtype, reps):
     return rows
 
 
-def sweep_configs(M):
+def sweep_configs(M, N=None, K=None):
     C = GatedConfig
     if M == 1:
-        cl = [C(BN=bn, BK=bk, CK=ck) for bn in (128, 256) for bk in (16, 32) for ck in (512, 1024, 2048)]
-        cl += [C(BN=128, BK=32, CK=ck, pipe=0, stages=3) for ck in (512, 1024)]
-        cl += [C(BN=128, BK=32, CK=1024, last_reduce=False), C(BN=128, BK=32, CK=1024, fused=False),
-               C(BN=128, BK=64, CK=1024), C(BN=128, BK=64, CK=2048), C(BN=64, BK=32, CK=1024)]
+        cl = [C(path="masked", BN=bn, BK=bk, CK=ck, pipe=0, stages=ns)
+              for bn in (128, 256) for bk in (32, 64) for ck in (1024, 2048) for ns in (3, 4)]
+        cl += [C(path="masked", BN=bn, BK=bk, CK=ck, pipe=1) for bn in (128, 256) for bk in (32, 64)
+               for ck in (1024, 4096)]
+        cl += [C(path="masked", BN=256, BK=64, CK=1024, pipe=0, stages=3, num_warps=8),
+               C(path="masked", BN=128, BK=128, CK=1024, pipe=0, stages=3, num_warps=8),
+               C(path="masked", BN=128, BK=128, CK=1024, pipe=1, num_warps=8),
+               C(path="masked", BN=64, BK=64, CK=1 << 20, pipe=0, stages=4),
+               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4),
+               C(path="masked", BN=64, BK=64, CK=1 << 20, pipe=1)]
+        if N is not None:  # the index-list kernel's tuned config, as the baseline
+            cl.append(pick_config(1, N, K, torch.device("cuda")))
         return cl
     bm = 16 if M <= 16 else 64
     w = 4 if bm == 16 else 8
@@ -198,17 +207,21 @@ def sweep_configs(M):
 
 
 def sweep(shape_list, dtype, copy_bw, l2, reps, out_dir, batches):
-    """Time launch configs per (M bucket, shape); write the best to tuned_configs.json."""
+    """Time launch configs per (M bucket, shape); write the best to tuned_configs.json.
+
+    Score of a config: the sum over the swept sparsities of limit / speed-up (1 / fraction of the
+    limit), so every sparsity weighs the same.  Rows and the table are written as they come."""
     import json
     from kernels.gated_gemv import config_dict, tuned_key
-    res, tuned = [], {}
+    tuned, first = {}, True
+    csv_path = os.path.join(out_dir, "sweep.csv")
     for o, i in shape_list:
         sh = Shape(o, i, dtype, l2)
         for M in batches:
             score = {}
-            for s in ((0.5, 0.8) if M == 1 else (0.8,)):
+            for s in ((0.0, 0.5, 0.65, 0.8) if M == 1 else (0.8,)):
                 dense = None
-                for cfg in sweep_configs(M):
+                for cfg in sweep_configs(M, o, i):
                     try:
                         r = bench_row(sh, M, s, dtype, copy_bw, reps, cfg, dense_us=dense)
                     except Exception as e:  # noqa: BLE001
@@ -216,23 +229,25 @@ def sweep(shape_list, dtype, copy_bw, l2, reps, out_dir, batches):
                         continue
                     dense = r["dense_us"]
                     r["cfg"] = str(config_dict(cfg))
-                    res.append(r)
-                    score.setdefault(cfg, []).append(r["kernel_us"] / r["dense_us"])
+                    with open(csv_path, "a", newline="") as f:
+                        wr = csv.DictWriter(f, fieldnames=list(r.keys()))
+                        if first:
+                            wr.writeheader()
+                            first = False
+                        wr.writerow(r)
+                    score.setdefault(cfg, []).append(r["limit"] / r["speedup"])
             if not score:
                 continue
             best = min(score, key=lambda c: sum(score[c]))
             tuned[tuned_key(M, o, i)] = config_dict(best)
-            h = pick_config(M, o, i, torch.device("cuda"))
-            print(f"SWEEP {o}x{i} M={M}: best {config_dict(best)} rel.time {[round(v, 3) for v in score[best]]}"
-                  f" | heuristic rel.time {[round(v, 3) for v in score.get(h, [])]}", flush=True)
+            print(f"SWEEP {o}x{i} M={M}: best {config_dict(best)} 1/frac_limit {[round(v, 3) for v in score[best]]}",
+                  flush=True)
+            for c in sorted(score, key=lambda c: sum(score[c]))[:6]:
+                print(f"   {[round(v, 3) for v in score[c]]} {config_dict(c)}", flush=True)
+            with open(os.path.join(out_dir, "tuned_configs.json"), "w") as f:
+                json.dump(tuned, f, indent=1, sort_keys=True)
         del sh
         torch.cuda.empty_cache()
-    with open(os.path.join(out_dir, "sweep.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(res[0].keys()))
-        wr.writeheader()
-        wr.writerows(res)
-    with open(os.path.join(out_dir, "tuned_configs.json"), "w") as f:
-        json.dump(tuned, f, indent=1, sort_keys=True)
 
 
 def md_table(rows):

@@ -35,47 +35,8 @@ import triton
 import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
-
-@triton.jit
-def _to_out(v, ptr, FIX_BF16: tl.constexpr):
-    """Cast fp32 -> output dtype.  The Triton interpreter truncates fp32 -> bf16 (the GPU
-    rounds to nearest even); under the interpreter round explicitly so tests see GPU numerics."""
-    if FIX_BF16:
-        b = v.to(tl.int32, bitcast=True)
-        b = (b + 0x7FFF + ((b >> 16) & 1)) & -65536
-        v = b.to(tl.float32, bitcast=True)
-    return v.to(ptr.dtype.element_ty)
-
-
-@triton.jit
-def _gate(xv, t_ptr, t_val, s_ptr, rows, offs_m, row_ok, full_ok, stride_tm, stride_tk,
-          THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr, GEMV: tl.constexpr):
-    """Boolean keep-mask for activation values ``xv`` at input channels ``rows``."""
-    a = tl.abs(xv.to(tl.float32))
-    if HAS_SCALE:
-        sc = tl.load(s_ptr + rows, mask=row_ok, other=0.0).to(tl.float32)
-        if GEMV:
-            a = a * sc
-        else:
-            a = a * sc[None, :]
-    if THR_MODE == 0:      # Python float
-        keep = a > t_val
-    elif THR_MODE == 1:    # one value in device memory
-        keep = a > tl.load(t_ptr).to(tl.float32)
-    elif THR_MODE == 2:    # per input channel
-        t = tl.load(t_ptr + rows * stride_tk, mask=row_ok, other=0.0).to(tl.float32)
-        if GEMV:
-            keep = a > t
-        else:
-            keep = a > t[None, :]
-    else:                  # per (row, channel)
-        if GEMV:
-            t = tl.load(t_ptr + rows * stride_tk, mask=row_ok, other=0.0).to(tl.float32)
-        else:
-            t = tl.load(t_ptr + offs_m[:, None] * stride_tm + rows[None, :] * stride_tk,
-                        mask=full_ok, other=0.0).to(tl.float32)
-        keep = a > t
-    return keep
+from .gemv_masked import _gemv_masked_kernel
+from .parts import _epilogue, _gate, _to_out
 
 
 @triton.jit
@@ -229,35 +190,11 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
 
     # 3. output: direct (single chunk), or fp32 partial (+ reduction by the last program)
     if GEMV:
-        om = pid_m + tl.arange(0, 1)
-        acc = acc[None, :]
+        _epilogue(acc[None, :], pid_m + tl.arange(0, 1), offs_n, n_ok, M, N, pid_c, n_c, pid_m * n_nb + pid_n,
+                  b_ptr, part_ptr, y_ptr, ctr_ptr, 1, BN, HAS_BIAS, DIRECT, LAST_REDUCE, FIX_BF16)
     else:
-        om = offs_m
-    out_ok = (om < M)[:, None] & n_ok[None, :]
-    y_off = om[:, None].to(tl.int64) * N + offs_n[None, :]
-    if DIRECT:
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-        tl.store(y_ptr + y_off, _to_out(acc, y_ptr, FIX_BF16), mask=out_ok)
-    else:
-        MN = M * N
-        tl.store(part_ptr + pid_c.to(tl.int64) * MN + y_off, acc, mask=out_ok)
-        if LAST_REDUCE:
-            # split-K "last program reduces": every program of this output tile takes a ticket
-            # after its partial is stored; the one that draws the last ticket sums all C
-            # partials in chunk order (deterministic) and resets the counter for the next call.
-            tl.debug_barrier()
-            tile = pid_m * n_nb + pid_n
-            ticket = tl.atomic_add(ctr_ptr + tile, 1, sem="acq_rel")
-            if ticket == n_c - 1:
-                tl.debug_barrier()
-                tot = tl.zeros([BM, BN], dtype=tl.float32)
-                for c in range(0, n_c):
-                    tot += tl.load(part_ptr + c * MN + y_off, mask=out_ok, other=0.0, cache_modifier=".cg")
-                if HAS_BIAS:
-                    tot += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-                tl.store(y_ptr + y_off, _to_out(tot, y_ptr, FIX_BF16), mask=out_ok)
-                tl.atomic_xchg(ctr_ptr + tile, 0)
+        _epilogue(acc, offs_m, offs_n, n_ok, M, N, pid_c, n_c, pid_m * n_nb + pid_n,
+                  b_ptr, part_ptr, y_ptr, ctr_ptr, BM, BN, HAS_BIAS, DIRECT, LAST_REDUCE, FIX_BF16)
 
 
 @triton.jit
@@ -291,6 +228,7 @@ class GatedConfig:
     pipe: int = 1          # GEMV loop: 1 = manual prefetch pipeline, 0 = plain / tl.range stages
     stages: int = 1        # num_stages for tl.range loops (pipe 0, and the M > 1 tl.dot loop)
     last_reduce: bool = True  # split-K sum by the last program of each tile (no 2nd kernel)
+    path: str = "compact"  # M == 1: "compact" (index list) or "masked" (predicated loads, gemv_masked.py)
 
 
 def _empty(shape, device, dtype) -> torch.Tensor:
@@ -449,31 +387,24 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     C = triton.cdiv(K, CK)
     n_nb = triton.cdiv(N, cfg.BN)
     n_mb = M if gemv else triton.cdiv(M, cfg.BM)
-    csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
     direct = C == 1 and reduce
     part = y if direct else _empty((C, M, N), x.device, torch.float32)
-    if cfg.fused:
-        scr = _empty((n_mb * C * n_nb * CK,), x.device, torch.int32)
-        cnt = scr
-    else:
-        scr = _empty((n_mb * C * CK,), x.device, torch.int32)
-        cnt = _empty((n_mb * C,), x.device, torch.int32)
-        _compact_kernel[(C, n_mb)](x2, t_arg, t_val, s_arg, scr, cnt, M, K, x2.stride(0), s_tm, s_tk,
-                                   BM=cfg.BM, CK=CK, CSUB=csub, THR_MODE=mode, HAS_SCALE=scale is not None,
-                                   GEMV=gemv, num_warps=4)
     # Triton-interpreter workarounds (bf16 tl.dot and fp32->bf16 rounding); no effect on GPU
     dot_f32 = fix_bf16 = isinstance(_gated_mm_kernel, InterpretedFunction) and x.dtype == torch.bfloat16
     ctr = None
     if cfg.last_reduce and reduce and not direct:
         ctr = _counters(x.device, n_nb * n_mb)
     last = ctr is not None
-    _gated_mm_kernel[(n_nb, C, n_mb)](
-        x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, scr, cnt, ctr if last else scr,
-        M, N, K, x2.stride(0), s_tm, s_tk, float(dense_cutoff),
-        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
-        HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, GEMV=gemv, FUSED=cfg.fused,
-        DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
-        NS=cfg.stages, LAST_REDUCE=last, num_warps=cfg.num_warps)
+    if gemv and cfg.path == "masked":
+        _gemv_masked_kernel[(n_nb, C)](
+            x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else part, N, K, s_tk,
+            BN=cfg.BN, BK=cfg.BK, CK=CK, THR_MODE=mode, HAS_SCALE=scale is not None,
+            HAS_BIAS=bias is not None, DIRECT=direct, LAST_REDUCE=last, PIPE=cfg.pipe, NS=cfg.stages,
+            FIX_BF16=fix_bf16, num_warps=cfg.num_warps)
+    else:
+        _launch_compact(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else None, cfg, M, N, K,
+                        s_tm, s_tk, mode, scale is not None, bias is not None, gemv, n_nb, n_mb, C, direct,
+                        dense_cutoff, dot_f32, fix_bf16)
     if not reduce:
         return part
     if not direct and not last:
@@ -483,6 +414,29 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
         _reduce_kernel[(triton.cdiv(MN, BLOCK),)](part, b_arg, y, MN, N, C, HAS_BIAS=bias is not None,
                                                   BC=BC, BLOCK=BLOCK, FIX_BF16=fix_bf16, num_warps=4)
     return y.view(*lead, N)
+
+
+def _launch_compact(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr, cfg, M, N, K, s_tm, s_tk, mode,
+                    has_scale, has_bias, gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16):
+    """The index-list kernel (any M): optional stand-alone compaction, then the gated product."""
+    CK = cfg.CK
+    csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
+    if cfg.fused:
+        scr = _empty((n_mb * C * n_nb * CK,), x2.device, torch.int32)
+        cnt = scr
+    else:
+        scr = _empty((n_mb * C * CK,), x2.device, torch.int32)
+        cnt = _empty((n_mb * C,), x2.device, torch.int32)
+        _compact_kernel[(C, n_mb)](x2, t_arg, t_val, s_arg, scr, cnt, M, K, x2.stride(0), s_tm, s_tk,
+                                   BM=cfg.BM, CK=CK, CSUB=csub, THR_MODE=mode, HAS_SCALE=has_scale,
+                                   GEMV=gemv, num_warps=4)
+    _gated_mm_kernel[(n_nb, C, n_mb)](
+        x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, scr, cnt, ctr if ctr is not None else scr,
+        M, N, K, x2.stride(0), s_tm, s_tk, float(dense_cutoff),
+        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
+        HAS_SCALE=has_scale, HAS_BIAS=has_bias, GEMV=gemv, FUSED=cfg.fused,
+        DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
+        NS=cfg.stages, LAST_REDUCE=ctr is not None, num_warps=cfg.num_warps)
 
 
 def union_density(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:

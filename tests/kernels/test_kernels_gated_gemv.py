@@ -226,7 +226,9 @@ def test_repeatable_bitwise(dev, poison, M):
 @pytest.mark.parametrize("M", [1, 3])
 @pytest.mark.parametrize("variant", [
     dict(pipe=0), dict(pipe=1), dict(pipe=0, stages=2), dict(last_reduce=False),
-    dict(fused=False), dict(fused=False, last_reduce=False, pipe=0), dict(BK=32, CK=128)])
+    dict(fused=False), dict(fused=False, last_reduce=False, pipe=0), dict(BK=32, CK=128),
+    dict(path="masked", pipe=0, stages=3), dict(path="masked", pipe=1), dict(path="masked", last_reduce=False),
+    dict(path="masked", CK=512)])
 def test_launch_variants(dev, poison, M, variant):
     """Every loop/reduction variant computes the same thing; tile counters are left at zero."""
     import kernels.gated_gemv as gg
