@@ -186,16 +186,12 @@ def gate_variant_rows(sh: Shape, dtype, reps):
 def sweep_configs(M, N=None, K=None):
     C = GatedConfig
     if M == 1:
-        cl = [C(path="masked", BN=bn, BK=bk, CK=ck, pipe=0, stages=ns)
-              for bn in (128, 256) for bk in (32, 64) for ck in (1024, 2048) for ns in (3, 4)]
-        cl += [C(path="masked", BN=bn, BK=bk, CK=ck, pipe=1) for bn in (128, 256) for bk in (32, 64)
-               for ck in (1024, 4096)]
-        cl += [C(path="masked", BN=256, BK=64, CK=1024, pipe=0, stages=3, num_warps=8),
-               C(path="masked", BN=128, BK=128, CK=1024, pipe=0, stages=3, num_warps=8),
-               C(path="masked", BN=128, BK=128, CK=1024, pipe=1, num_warps=8),
-               C(path="masked", BN=64, BK=64, CK=1 << 20, pipe=0, stages=4),
-               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4),
-               C(path="masked", BN=64, BK=64, CK=1 << 20, pipe=1)]
+        cl = [C(BN=bn, BK=bk, CK=ck, pipe=2, num_warps=w)
+              for bn in (128, 256) for bk in (16, 32) for ck in (1024, 2048) for w in (4, 8)]
+        cl += [C(BN=128, BK=bk, CK=ck, pipe=0, stages=ns, num_warps=w)
+               for bk in (32, 64) for ns in (4, 6) for ck in (1024, 2048) for w in (4, 8)]
+        cl += [C(path="masked", BN=128, BK=32, CK=1024, pipe=0, stages=3),
+               C(path="masked", BN=128, BK=128, CK=1024, pipe=1, num_warps=8)]
         if N is not None:  # the index-list kernel's tuned config, as the baseline
             cl.append(pick_config(1, N, K, torch.device("cuda")))
         return cl

@@ -48,6 +48,28 @@ def _rows(scr, k0, j, nk_idx, dense, BK: tl.constexpr):
 
 
 @triton.jit
+def _fetch(wt_ptr, x_row, rows, j, nk, offs_n, n_ok, N, BK: tl.constexpr):
+    """Issue the loads of kept-row block j: weight rows [BK, BN] and their activations [BK]."""
+    o = j + tl.arange(0, BK)
+    w = tl.load(wt_ptr + rows[:, None].to(tl.int64) * N + offs_n[None, :], mask=(o < nk)[:, None] & n_ok[None, :],
+                other=0.0)
+    return w, tl.load(x_row + rows, mask=o < nk, other=0.0)
+
+
+@triton.jit
+def _consume(acc2, w, xv, rows, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm, stride_tk,
+             BK: tl.constexpr, THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr):
+    """acc2 += w * gated x for block j (compacted rows are kept by construction; a dense chunk's rows
+    [0, nk_gate) are gated here)."""
+    oj = j + tl.arange(0, BK)
+    g_ok = oj < nk_gate
+    keep = _gate(xv, t_ptr, t_val, s_ptr, rows, offs_m, g_ok, g_ok, stride_tm, stride_tk,
+                 THR_MODE, HAS_SCALE, True) | (oj >= nk_gate)
+    xf = tl.where(keep & (oj < nk), xv.to(tl.float32), 0.0)
+    return acc2 + w.to(tl.float32) * xf[:, None]
+
+
+@triton.jit
 def _compact(x_ptr, t_ptr, t_val, s_ptr, scr, k0, K, offs_m, m_ok, stride_xm, stride_tm, stride_tk,
              CK: tl.constexpr, CSUB: tl.constexpr, THR_MODE: tl.constexpr,
              HAS_SCALE: tl.constexpr, GEMV: tl.constexpr):
@@ -130,31 +152,31 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
     n_ok = offs_n < N
     if GEMV:
         acc2 = tl.zeros([BK, BN], dtype=tl.float32)
-        if PIPE == 1:
-            # manual software pipeline: indices two blocks ahead, weights one block ahead,
-            # so the index -> weight-row load chain never stalls the stream of weight bytes
-            r_cur = _rows(scr, k0, 0, nk_idx, dense, BK)
-            r_nxt = _rows(scr, k0, BK, nk_idx, dense, BK)
-            o_cur = tl.arange(0, BK)
-            w_cur = tl.load(wt_ptr + r_cur[:, None].to(tl.int64) * N + offs_n[None, :],
-                            mask=(o_cur < nk)[:, None] & n_ok[None, :], other=0.0)
-            x_cur = tl.load(x_row + r_cur, mask=o_cur < nk, other=0.0)
-            for j in range(0, nk, BK):
-                r_nn = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
-                o_nxt = j + BK + tl.arange(0, BK)
-                w_nxt = tl.load(wt_ptr + r_nxt[:, None].to(tl.int64) * N + offs_n[None, :],
-                                mask=(o_nxt < nk)[:, None] & n_ok[None, :], other=0.0)
-                x_nxt = tl.load(x_row + r_nxt, mask=o_nxt < nk, other=0.0)
-                oj = j + tl.arange(0, BK)
-                g_ok = oj < nk_gate
-                keep = _gate(x_cur, t_ptr, t_val, s_ptr, r_cur, offs_m, g_ok, g_ok, stride_tm, stride_tk,
-                             THR_MODE, HAS_SCALE, GEMV) | (oj >= nk_gate)
-                xf = tl.where(keep & (oj < nk), x_cur.to(tl.float32), 0.0)
-                acc2 += w_cur.to(tl.float32) * xf[:, None]
-                w_cur = w_nxt
-                x_cur = x_nxt
-                r_cur = r_nxt
-                r_nxt = r_nn
+        if PIPE >= 1:
+            # manual software pipeline: weight tiles PIPE blocks ahead (held in registers) and their
+            # indices one block further, so the index -> weight-row load chain never stalls the stream
+            r_a = _rows(scr, k0, 0, nk_idx, dense, BK)
+            w_a, x_a = _fetch(wt_ptr, x_row, r_a, 0, nk, offs_n, n_ok, N, BK)
+            r_b = _rows(scr, k0, BK, nk_idx, dense, BK)
+            if PIPE == 2:
+                w_b, x_b = _fetch(wt_ptr, x_row, r_b, BK, nk, offs_n, n_ok, N, BK)
+                r_c = _rows(scr, k0, 2 * BK, nk_idx, dense, BK)
+                for j in range(0, nk, BK):
+                    w_c, x_c = _fetch(wt_ptr, x_row, r_c, j + 2 * BK, nk, offs_n, n_ok, N, BK)
+                    r_d = _rows(scr, k0, j + 3 * BK, nk_idx, dense, BK)
+                    acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
+                                    stride_tk, BK, THR_MODE, HAS_SCALE)
+                    w_a, x_a, r_a = w_b, x_b, r_b
+                    w_b, x_b, r_b = w_c, x_c, r_c
+                    r_c = r_d
+            else:
+                for j in range(0, nk, BK):
+                    w_b, x_b = _fetch(wt_ptr, x_row, r_b, j + BK, nk, offs_n, n_ok, N, BK)
+                    r_c = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
+                    acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
+                                    stride_tk, BK, THR_MODE, HAS_SCALE)
+                    w_a, x_a, r_a = w_b, x_b, r_b
+                    r_b = r_c
         else:
             for j in tl.range(0, nk, BK, num_stages=NS):
                 oj = j + tl.arange(0, BK)
@@ -225,7 +247,7 @@ class GatedConfig:
     BM: int = 1            # rows per program (1 = GEMV path)
     num_warps: int = 4
     fused: bool = True     # compaction inside the GEMV kernel (else a separate kernel)
-    pipe: int = 1          # GEMV loop: 1 = manual prefetch pipeline, 0 = plain / tl.range stages
+    pipe: int = 1          # GEMV loop: 1 / 2 = manual prefetch 1 / 2 tiles ahead, 0 = tl.range stages
     stages: int = 1        # num_stages for tl.range loops (pipe 0, and the M > 1 tl.dot loop)
     last_reduce: bool = True  # split-K sum by the last program of each tile (no 2nd kernel)
     path: str = "compact"  # M == 1: "compact" (index list) or "masked" (predicated loads, gemv_masked.py)

@@ -225,7 +225,7 @@ def test_repeatable_bitwise(dev, poison, M):
 
 @pytest.mark.parametrize("M", [1, 3])
 @pytest.mark.parametrize("variant", [
-    dict(pipe=0), dict(pipe=1), dict(pipe=0, stages=2), dict(last_reduce=False),
+    dict(pipe=0), dict(pipe=1), dict(pipe=2), dict(pipe=2, BK=16, CK=256), dict(pipe=0, stages=2), dict(last_reduce=False),
     dict(fused=False), dict(fused=False, last_reduce=False, pipe=0), dict(BK=32, CK=128),
     dict(path="masked", pipe=0, stages=3), dict(path="masked", pipe=1), dict(path="masked", last_reduce=False),
     dict(path="masked", CK=512)])
