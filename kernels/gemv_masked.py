@@ -19,20 +19,20 @@ from .parts import _epilogue, _gate
 
 
 @triton.jit
-def _tile(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, rows, k_end, offs_n, n_ok, N, stride_tk,
+def _tile(x_ptr, w_blk, t_ptr, t_val, s_ptr, rows, k_end, cols, n_ok, stride_wk, stride_tk,
           THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr):
     """Gated activations [BK] (fp32, zero where dropped) and the predicated weight tile [BK, BN]."""
     r_ok = rows < k_end
     xv = tl.load(x_ptr + rows, mask=r_ok, other=0.0)
     keep = _gate(xv, t_ptr, t_val, s_ptr, rows, rows, r_ok, r_ok, 0, stride_tk, THR_MODE, HAS_SCALE, True) & r_ok
-    w = tl.load(wt_ptr + rows[:, None].to(tl.int64) * N + offs_n[None, :],
+    w = tl.load(w_blk + rows[:, None].to(tl.int64) * stride_wk + cols[None, :],
                 mask=keep[:, None] & n_ok[None, :], other=0.0)
     return tl.where(keep, xv.to(tl.float32), 0.0), w
 
 
 @triton.jit
 def _gemv_masked_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr, ctr_ptr,
-                        N, K, stride_tk,
+                        N, K, stride_tk, stride_wb, stride_wk,
                         BN: tl.constexpr, BK: tl.constexpr, CK: tl.constexpr, THR_MODE: tl.constexpr,
                         HAS_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, DIRECT: tl.constexpr,
                         LAST_REDUCE: tl.constexpr, PIPE: tl.constexpr, NS: tl.constexpr,
@@ -44,18 +44,20 @@ def _gemv_masked_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_p
     k_end = tl.minimum(k0 + CK, K)
     offs_n = pid_n * BN + tl.arange(0, BN)
     n_ok = offs_n < N
+    cols = tl.arange(0, BN)
+    w_blk = wt_ptr + pid_n.to(tl.int64) * stride_wb  # this program's column block (row-major or blocked)
     acc2 = tl.zeros([BK, BN], dtype=tl.float32)
     if PIPE == 0:
         for j in tl.range(k0, k_end, BK, num_stages=NS):
-            xg, w = _tile(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, j + tl.arange(0, BK), k_end, offs_n, n_ok, N,
+            xg, w = _tile(x_ptr, w_blk, t_ptr, t_val, s_ptr, j + tl.arange(0, BK), k_end, cols, n_ok, stride_wk,
                           stride_tk, THR_MODE, HAS_SCALE)
             acc2 += w.to(tl.float32) * xg[:, None]
     else:
-        x_cur, w_cur = _tile(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, k0 + tl.arange(0, BK), k_end, offs_n, n_ok,
-                             N, stride_tk, THR_MODE, HAS_SCALE)
+        x_cur, w_cur = _tile(x_ptr, w_blk, t_ptr, t_val, s_ptr, k0 + tl.arange(0, BK), k_end, cols, n_ok,
+                             stride_wk, stride_tk, THR_MODE, HAS_SCALE)
         for j in range(k0, k_end, BK):
-            x_nxt, w_nxt = _tile(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, j + BK + tl.arange(0, BK), k_end, offs_n,
-                                 n_ok, N, stride_tk, THR_MODE, HAS_SCALE)
+            x_nxt, w_nxt = _tile(x_ptr, w_blk, t_ptr, t_val, s_ptr, j + BK + tl.arange(0, BK), k_end, cols,
+                                 n_ok, stride_wk, stride_tk, THR_MODE, HAS_SCALE)
             acc2 += w_cur.to(tl.float32) * x_cur[:, None]
             x_cur = x_nxt
             w_cur = w_nxt
