@@ -196,12 +196,12 @@ def gate_variant_rows(sh: Shape, dtype, reps):
 def sweep_configs(M, N=None, K=None):
     C = GatedConfig
     if M == 1:
-        cl = [C(BN=bn, BK=bk, CK=ck, pipe=p, blocked=b)
-              for b in (False, True) for p in (1, 2) for bn in (64, 128, 256) for bk in (16, 32) for ck in (1024, 2048)
-              if bn * bk <= 4096]
-        cl += [C(BN=bn, BK=32, CK=2048, pipe=0, stages=4, blocked=b) for b in (False, True) for bn in (64, 128)]
-        cl += [C(path="masked", BN=bn, BK=bk, CK=1024, pipe=0, stages=ns, blocked=True)
-               for bn in (64, 128) for bk in (32, 64) for ns in (3, 4)]
+        cl = [C(BN=bn, BK=32, CK=ck, pipe=1) for bn in (64, 128) for ck in (1024, 2048)]
+        cl += [C(BN=bn, BK=32, CK=1024, pipe=2) for bn in (64, 128)]
+        cl += [C(BN=bn, BK=bk, CK=1 << 20, pipe=p) for bn in (32, 64) for bk in (32, 64) for p in (1, 2)]  # no split-K
+        cl += [C(BN=128, BK=32, CK=2048, pipe=0, stages=4),
+               C(path="masked", BN=128, BK=32, CK=1024, pipe=0, stages=3),
+               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4)]
         if N is not None:  # the index-list kernel's tuned config, as the baseline
             cl.append(pick_config(1, N, K, torch.device("cuda")))
         return cl
