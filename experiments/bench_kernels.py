@@ -198,10 +198,11 @@ def sweep_configs(M, N=None, K=None):
     if M == 1:
         cl = [C(BN=bn, BK=32, CK=ck, pipe=1) for bn in (64, 128) for ck in (1024, 2048)]
         cl += [C(BN=bn, BK=32, CK=1024, pipe=2) for bn in (64, 128)]
-        cl += [C(BN=bn, BK=bk, CK=1 << 20, pipe=p) for bn in (32, 64) for bk in (32, 64) for p in (1, 2)]  # no split-K
+        if K is not None and K <= 4096:  # no split-K: one chunk (its compaction is unrolled in K / 1024 steps)
+            cl += [C(BN=bn, BK=bk, CK=K, pipe=p) for bn in (32, 64) for bk in (32, 64) for p in (1, 2)]
         cl += [C(BN=128, BK=32, CK=2048, pipe=0, stages=4),
                C(path="masked", BN=128, BK=32, CK=1024, pipe=0, stages=3),
-               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4)]
+               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4)]  # masked: no unrolled prologue
         if N is not None:  # the index-list kernel's tuned config, as the baseline
             cl.append(pick_config(1, N, K, torch.device("cuda")))
         return cl
