@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kernels.gated_gemv import GatedConfig, blocked, gated_linear, load_tuned, pick_config  # noqa: E402
+from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config  # noqa: E402
 from kernels.select import calibrate_threshold, topk_threshold, topk_threshold_torch  # noqa: E402
 
 SHAPES = [(14336, 4096), (4096, 14336), (4096, 4096), (17920, 5120)]
@@ -100,15 +100,6 @@ class Shape:
                   for _ in range(self.n)]
         self.w_t = [w.t().contiguous() for w in self.w]
         self.wbytes = wbytes
-        self._blocked = {}
-
-    def kernel_weights(self, cfg):
-        """The kernel's weight copies for ``cfg`` (row-major w_t, or blocked by cfg.BN)."""
-        if cfg is None or not cfg.blocked or self.N % cfg.BN:
-            return self.w_t
-        if cfg.BN not in self._blocked:
-            self._blocked = {cfg.BN: [blocked(w, cfg.BN) for w in self.w_t]}  # one blocked set at a time
-        return self._blocked[cfg.BN]
 
 
 def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None):
@@ -124,15 +115,14 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
 
     dense_fns = [lambda i=i: F.linear(xs[i], sh.w[i]) for i in range(n)]
     c = cfg or pick_config(M, N, K, torch.device("cuda"))
-    wk = sh.kernel_weights(c)
-    kern_fns = [lambda i=i: gated_linear(xs[i], wk[i], thr, config=c) for i in range(n)]
+    kern_fns = [lambda i=i: gated_linear(xs[i], sh.w_t[i], thr, config=c) for i in range(n)]
     t_dense = dense_us if dense_us is not None else graph_time_us(dense_fns, reps)
     t_kern = graph_time_us(kern_fns, reps)
 
     # accuracy on copy 0 (float64 reference of the same gated problem)
     xm = xs[0] * masks[0].to(dtype)
     ref = xm.double() @ sh.w_t[0].double()
-    e_kern = rel_err(gated_linear(xs[0], wk[0], thr, config=c), ref)
+    e_kern = rel_err(gated_linear(xs[0], sh.w_t[0], thr, config=c), ref)
     e_dense = rel_err(F.linear(xm, sh.w[0]), ref)
 
     esz = torch.finfo(dtype).bits // 8
@@ -140,8 +130,7 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
     gbs = sel_bytes / (t_kern * 1e-6) / 1e9
     speed = t_dense / t_kern
     limit = 1.0 / (1.0 - s)
-    cfg_s = (f"{'B' if wk is not sh.w_t else ''}{c.path[0]}{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}"
-             f"{'L' if c.last_reduce else ''}")
+    cfg_s = f"{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}{'L' if c.last_reduce else ''}"
     return dict(shape=f"{N}x{K}", M=M, s=s, row_density=round(row_density, 4), union=round(union, 4),
                 dense_us=round(t_dense, 2), kernel_us=round(t_kern, 2), speedup=round(speed, 3),
                 limit=round(limit, 3), frac_limit=round(speed / limit, 3),
@@ -196,16 +185,12 @@ def gate_variant_rows(sh: Shape, dtype, reps):
 def sweep_configs(M, N=None, K=None):
     C = GatedConfig
     if M == 1:
-        cl = [C(BN=bn, BK=32, CK=ck, pipe=1) for bn in (64, 128) for ck in (1024, 2048)]
-        cl += [C(BN=bn, BK=32, CK=1024, pipe=2) for bn in (64, 128)]
-        if K is not None and K <= 4096:  # no split-K: one chunk (its compaction is unrolled in K / 1024 steps)
-            cl += [C(BN=bn, BK=bk, CK=K, pipe=p) for bn in (32, 64) for bk in (32, 64) for p in (1, 2)]
-        cl += [C(BN=128, BK=32, CK=2048, pipe=0, stages=4),
-               C(path="masked", BN=128, BK=32, CK=1024, pipe=0, stages=3),
-               C(path="masked", BN=32, BK=128, CK=1 << 20, pipe=0, stages=4)]  # masked: no unrolled prologue
-        if N is not None:  # the index-list kernel's tuned config, as the baseline
+        cl = [C(BN=bn, BK=bk, CK=ck) for bn in (64, 128, 256) for bk in (16, 32) for ck in (512, 1024, 2048)]
+        cl += [C(BN=128, BK=32, CK=ck, pipe=0, stages=ns) for ck in (512, 1024, 2048) for ns in (3, 4)]
+        cl += [C(BN=128, BK=32, CK=1024, last_reduce=False), C(BN=128, BK=32, CK=1024, fused=False)]
+        if N is not None:  # the current tuned config
             cl.append(pick_config(1, N, K, torch.device("cuda")))
-        return cl
+        return list(dict.fromkeys(cl))
     bm = 16 if M <= 16 else 64
     w = 4 if bm == 16 else 8
     bk = 64 if bm == 16 else 32

@@ -9,6 +9,6 @@ Public API (Triton imported by the submodules, not here):
   kernels.dispatch.gated_linear_torch(x, weight, threshold, bias=None, scale=None)
   kernels.select.calibrate_threshold(x_samples, scale, sparsity) -> float
   kernels.select.topk_threshold(x, k, scale=None) -> per-row threshold [..., 1]
-  kernels.module.GatedLinear (from_linears([...]) fuses q/k/v or gate/up)
+The harness reaches the kernel through wina.gated.GatedLinear (single-row CUDA calls).
 Launch configs: kernels/tuned_configs.json (H100 sweep), else a heuristic.
 """

@@ -35,7 +35,6 @@ import triton
 import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
-from .gemv_masked import _gemv_masked_kernel
 from .parts import _epilogue, _gate, _to_out
 
 
@@ -48,11 +47,11 @@ def _rows(scr, k0, j, nk_idx, dense, BK: tl.constexpr):
 
 
 @triton.jit
-def _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, stride_wk, BK: tl.constexpr):
+def _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, BK: tl.constexpr):
     """Issue the loads of kept-row block j: weight rows [BK, BN] and their activations [BK]."""
     o = j + tl.arange(0, BK)
-    w = tl.load(w_blk + rows[:, None].to(tl.int64) * stride_wk + cols[None, :],
-                mask=(o < nk)[:, None] & n_ok[None, :], other=0.0)
+    w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :], mask=(o < nk)[:, None] & n_ok[None, :],
+                other=0.0)
     return w, tl.load(x_row + rows, mask=o < nk, other=0.0)
 
 
@@ -113,7 +112,7 @@ def _compact_kernel(x_ptr, t_ptr, t_val, s_ptr, scr_ptr, cnt_ptr, M, K, stride_x
 
 @triton.jit
 def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr, scr_ptr, cnt_ptr, ctr_ptr,
-                     M, N, K, stride_xm, stride_tm, stride_tk, stride_wb, stride_wk, dense_cut,
+                     M, N, K, stride_xm, stride_tm, stride_tk, dense_cut,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, CK: tl.constexpr,
                      CSUB: tl.constexpr, THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr,
                      HAS_BIAS: tl.constexpr, GEMV: tl.constexpr, FUSED: tl.constexpr,
@@ -151,40 +150,28 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
     offs_n = pid_n * BN + tl.arange(0, BN)
     n_ok = offs_n < N
     cols = tl.arange(0, BN)
-    w_blk = wt_ptr + pid_n.to(tl.int64) * stride_wb  # this program's column block (row-major or blocked)
+    w_blk = wt_ptr + pid_n * BN  # this program's column block
     if GEMV:
         acc2 = tl.zeros([BK, BN], dtype=tl.float32)
-        if PIPE >= 1:
-            # manual software pipeline: weight tiles PIPE blocks ahead (held in registers) and their
-            # indices one block further, so the index -> weight-row load chain never stalls the stream
+        if PIPE == 1:
+            # manual software pipeline: weight rows one block ahead (held in registers) and their
+            # indices two blocks ahead, so the index -> weight-row load chain never stalls the stream
             r_a = _rows(scr, k0, 0, nk_idx, dense, BK)
-            w_a, x_a = _fetch(w_blk, x_row, r_a, 0, nk, cols, n_ok, stride_wk, BK)
+            w_a, x_a = _fetch(w_blk, x_row, r_a, 0, nk, cols, n_ok, N, BK)
             r_b = _rows(scr, k0, BK, nk_idx, dense, BK)
-            if PIPE == 2:
-                w_b, x_b = _fetch(w_blk, x_row, r_b, BK, nk, cols, n_ok, stride_wk, BK)
-                r_c = _rows(scr, k0, 2 * BK, nk_idx, dense, BK)
-                for j in range(0, nk, BK):
-                    w_c, x_c = _fetch(w_blk, x_row, r_c, j + 2 * BK, nk, cols, n_ok, stride_wk, BK)
-                    r_d = _rows(scr, k0, j + 3 * BK, nk_idx, dense, BK)
-                    acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
-                                    stride_tk, BK, THR_MODE, HAS_SCALE)
-                    w_a, x_a, r_a = w_b, x_b, r_b
-                    w_b, x_b, r_b = w_c, x_c, r_c
-                    r_c = r_d
-            else:
-                for j in range(0, nk, BK):
-                    w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, stride_wk, BK)
-                    r_c = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
-                    acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
-                                    stride_tk, BK, THR_MODE, HAS_SCALE)
-                    w_a, x_a, r_a = w_b, x_b, r_b
-                    r_b = r_c
+            for j in range(0, nk, BK):
+                w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, N, BK)
+                r_c = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
+                acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
+                                stride_tk, BK, THR_MODE, HAS_SCALE)
+                w_a, x_a, r_a = w_b, x_b, r_b
+                r_b = r_c
         else:
             for j in tl.range(0, nk, BK, num_stages=NS):
                 oj = j + tl.arange(0, BK)
                 j_ok = oj < nk
                 rows = _rows(scr, k0, j, nk_idx, dense, BK)
-                w = tl.load(w_blk + rows[:, None].to(tl.int64) * stride_wk + cols[None, :],
+                w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :],
                             mask=j_ok[:, None] & n_ok[None, :], other=0.0)
                 xv = tl.load(x_row + rows, mask=j_ok, other=0.0)
                 # compacted rows are kept by construction; dense chunks must be gated here
@@ -200,7 +187,7 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
             oj = j + tl.arange(0, BK)
             j_ok = oj < nk
             rows = _rows(scr, k0, j, nk_idx, dense, BK)
-            w = tl.load(w_blk + rows[:, None].to(tl.int64) * stride_wk + cols[None, :],
+            w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :],
                         mask=j_ok[:, None] & n_ok[None, :], other=0.0)
             full = m_ok[:, None] & j_ok[None, :]
             xv = tl.load(x_ptr + offs_m[:, None] * stride_xm + rows[None, :], mask=full, other=0.0)
@@ -249,11 +236,9 @@ class GatedConfig:
     BM: int = 1            # rows per program (1 = GEMV path)
     num_warps: int = 4
     fused: bool = True     # compaction inside the GEMV kernel (else a separate kernel)
-    pipe: int = 1          # GEMV loop: 1 / 2 = manual prefetch 1 / 2 tiles ahead, 0 = tl.range stages
+    pipe: int = 1          # GEMV loop: 1 = manual prefetch pipeline, 0 = plain / tl.range stages
     stages: int = 1        # num_stages for tl.range loops (pipe 0, and the M > 1 tl.dot loop)
     last_reduce: bool = True  # split-K sum by the last program of each tile (no 2nd kernel)
-    path: str = "compact"  # M == 1: "compact" (index list) or "masked" (predicated loads, gemv_masked.py)
-    blocked: bool = False  # store the weight blocked [out / BN, in, BN] (``prepare_weight``)
 
 
 def _empty(shape, device, dtype) -> torch.Tensor:
@@ -376,13 +361,7 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     fuse the sum; bias must then be None.
     Returns [..., out] in x's dtype.  No host synchronisation (CUDA-graph safe).
     """
-    if w_t.dim() == 3:  # blocked layout [out / BN, in, BN] (see ``blocked``): BN is fixed by the weight
-        nb, K, bn = w_t.shape
-        N = nb * bn
-        stride_wb, stride_wk = K * bn, bn
-    else:
-        K, N = w_t.shape
-        bn, stride_wk = None, N
+    K, N = w_t.shape
     if not reduce and bias is not None:
         raise ValueError("reduce=False returns bias-free partials; pass bias=None")
     if x.shape[-1] != K:
@@ -390,7 +369,7 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     if x.dtype != w_t.dtype:
         raise TypeError(f"dtype mismatch: x {x.dtype} vs w_t {w_t.dtype}")
     if not w_t.is_contiguous():
-        raise ValueError("w_t must be contiguous: [in, out] or blocked [out / BN, in, BN]")
+        raise ValueError("w_t must be contiguous [in, out]")
     lead = x.shape[:-1]
     x2 = x.reshape(-1, K)
     if x2.stride(-1) != 1:
@@ -405,10 +384,6 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     if M == 0 or N == 0:
         return y.view(*lead, N) if reduce else y.new_zeros((1, M, N), dtype=torch.float32)
     cfg = config or pick_config(M, N, K, x.device)
-    if bn is not None and cfg.BN != bn:
-        cfg = replace(cfg, BN=bn)
-    if bn is None:
-        stride_wb = cfg.BN
     if M > 1 and cfg.BM == 1:
         cfg = replace(cfg, BM=16)
     if M == 1 and cfg.BM != 1:
@@ -418,6 +393,8 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     t_arg = t if t is not None else x2
     s_arg = scale if scale is not None else x2
     b_arg = bias if bias is not None else x2
+    if cfg.CK > K:  # one chunk: no larger than K (the compaction prologue is unrolled per 1024 channels)
+        cfg = replace(cfg, CK=max(16, triton.next_power_of_2(K)))
     CK = cfg.CK
     C = triton.cdiv(K, CK)
     n_nb = triton.cdiv(N, cfg.BN)
@@ -430,16 +407,8 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     if cfg.last_reduce and reduce and not direct:
         ctr = _counters(x.device, n_nb * n_mb)
     last = ctr is not None
-    if gemv and cfg.path == "masked":
-        _gemv_masked_kernel[(n_nb, C)](
-            x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else part, N, K, s_tk, stride_wb, stride_wk,
-            BN=cfg.BN, BK=cfg.BK, CK=CK, THR_MODE=mode, HAS_SCALE=scale is not None,
-            HAS_BIAS=bias is not None, DIRECT=direct, LAST_REDUCE=last, PIPE=cfg.pipe, NS=cfg.stages,
-            FIX_BF16=fix_bf16, num_warps=cfg.num_warps)
-    else:
-        _launch_compact(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else None, cfg, M, N, K,
-                        s_tm, s_tk, stride_wb, stride_wk, mode, scale is not None, bias is not None, gemv, n_nb,
-                        n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16)
+    _launch(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else None, cfg, M, N, K, s_tm, s_tk, mode,
+            scale is not None, bias is not None, gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16)
     if not reduce:
         return part
     if not direct and not last:
@@ -451,9 +420,9 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     return y.view(*lead, N)
 
 
-def _launch_compact(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr, cfg, M, N, K, s_tm, s_tk, stride_wb,
-                    stride_wk, mode, has_scale, has_bias, gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16):
-    """The index-list kernel (any M): optional stand-alone compaction, then the gated product."""
+def _launch(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr, cfg, M, N, K, s_tm, s_tk, mode, has_scale, has_bias,
+            gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16):
+    """Optional stand-alone compaction kernel, then the gated product."""
     CK = cfg.CK
     csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
     if cfg.fused:
@@ -467,26 +436,11 @@ def _launch_compact(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr, cfg, M, N
                                    GEMV=gemv, num_warps=4)
     _gated_mm_kernel[(n_nb, C, n_mb)](
         x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, scr, cnt, ctr if ctr is not None else scr,
-        M, N, K, x2.stride(0), s_tm, s_tk, stride_wb, stride_wk, float(dense_cutoff),
+        M, N, K, x2.stride(0), s_tm, s_tk, float(dense_cutoff),
         BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
         HAS_SCALE=has_scale, HAS_BIAS=has_bias, GEMV=gemv, FUSED=cfg.fused,
         DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
         NS=cfg.stages, LAST_REDUCE=ctr is not None, num_warps=cfg.num_warps)
-
-
-def prepare_weight(weight: torch.Tensor, cfg: GatedConfig) -> torch.Tensor:
-    """The kernel's copy of a PyTorch weight [out, in] for launch config ``cfg``: w_t, or blocked."""
-    w_t = weight.detach().t().contiguous()
-    return blocked(w_t, cfg.BN) if cfg.blocked and w_t.shape[1] % cfg.BN == 0 else w_t
-
-
-def blocked(w_t: torch.Tensor, bn: int) -> torch.Tensor:
-    """Blocked copy of ``w_t`` [in, out]: [out / bn, in, bn], so that one program's column block is one
-    contiguous region in which a kept input channel is a contiguous run of ``bn`` values."""
-    K, N = w_t.shape
-    if N % bn:
-        raise ValueError(f"blocked layout needs out ({N}) divisible by the block width {bn}")
-    return w_t.reshape(K, N // bn, bn).transpose(0, 1).contiguous()
 
 
 def union_density(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -500,4 +454,4 @@ def union_density(x: torch.Tensor, threshold, scale: torch.Tensor | None = None)
     return (a > t).any(dim=0).float().mean()
 
 
-__all__ = ["GatedConfig", "blocked", "gated_linear", "pick_config", "prepare_weight", "union_density"]
+__all__ = ["GatedConfig", "gated_linear", "pick_config", "union_density"]

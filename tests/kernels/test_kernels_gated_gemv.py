@@ -225,10 +225,8 @@ def test_repeatable_bitwise(dev, poison, M):
 
 @pytest.mark.parametrize("M", [1, 3])
 @pytest.mark.parametrize("variant", [
-    dict(pipe=0), dict(pipe=1), dict(pipe=2), dict(pipe=2, BK=16, CK=256), dict(pipe=0, stages=2), dict(last_reduce=False),
-    dict(fused=False), dict(fused=False, last_reduce=False, pipe=0), dict(BK=32, CK=128),
-    dict(path="masked", pipe=0, stages=3), dict(path="masked", pipe=1), dict(path="masked", last_reduce=False),
-    dict(path="masked", CK=512)])
+    dict(pipe=0), dict(pipe=1), dict(pipe=0, stages=2), dict(last_reduce=False),
+    dict(fused=False), dict(fused=False, last_reduce=False, pipe=0), dict(BK=32, CK=128), dict(CK=1 << 20)])
 def test_launch_variants(dev, poison, M, variant):
     """Every loop/reduction variant computes the same thing; tile counters are left at zero."""
     import kernels.gated_gemv as gg
@@ -260,23 +258,3 @@ def test_multi_step_compaction(dev, poison, monkeypatch, M):
     y = gated_linear(x, w_nan.to(dev), t, config=_cfg(M, CK=128), dense_cutoff=1.0)
     _check(y, x, w_t.to(dev), t)
 
-
-@pytest.mark.parametrize("M", [1, 3])
-@pytest.mark.parametrize("variant", [dict(pipe=1), dict(pipe=2), dict(pipe=0), dict(path="masked", pipe=0),
-                                     dict(path="masked", pipe=1)])
-def test_blocked_layout(dev, poison, M, variant):
-    """The blocked weight [out / BN, in, BN] computes the same product as the row-major w_t."""
-    from kernels.gated_gemv import blocked
-    gen = torch.Generator().manual_seed(41 + M)
-    K, N = 300, 128
-    x = rand_x(M, K, torch.bfloat16, dev, gen)
-    w_t = torch.randn(K, N, generator=gen).to(torch.bfloat16).to(dev)
-    b = torch.randn(N, generator=gen).to(torch.bfloat16).to(dev)
-    t = (torch.rand(K, generator=gen) * 1.4).to(dev)
-    wb = blocked(w_t, 32)
-    assert wb.shape == (4, K, 32) and torch.equal(wb[1, :, 5], w_t[:, 37])
-    for cutoff in (0.3, 1.0):
-        y = gated_linear(x, wb, t, b, config=_cfg(M, BN=64, **variant), dense_cutoff=cutoff)  # BN follows the weight
-        _check(y, x, w_t, t, b)
-    with pytest.raises(ValueError):
-        blocked(w_t, 96)

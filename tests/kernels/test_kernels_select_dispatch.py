@@ -5,7 +5,6 @@ import torch
 import kernels.dispatch as dispatch
 from kernel_testlib import rand_x, ref_mask, ref_out, rel_err
 from kernels.dispatch import gated_linear_auto, gated_linear_torch
-from kernels.module import GatedLinear
 from kernels.select import calibrate_threshold, topk_threshold, topk_threshold_torch
 
 
@@ -101,21 +100,3 @@ def test_dispatch_cpu_default_uses_torch(monkeypatch):
     assert calls == []
     assert rel_err(y, ref_out(x, w.t(), 0.5)) < 2e-3
 
-
-def test_module_fused_projections(dev, poison, monkeypatch):
-    monkeypatch.setattr(dispatch, "ALLOW_CPU_KERNEL", True)
-    gen = torch.Generator().manual_seed(8)
-    K = 128
-    torch.manual_seed(0)
-    lins = [torch.nn.Linear(K, n, bias=False).half().to(dev) for n in (64, 32, 32)]
-    c = torch.cat([l.weight for l in lins], 0).detach().float().norm(dim=0)
-    x = rand_x(1, K, torch.float16, dev, gen)
-    t = float(torch.quantile((x.float().abs() * c).cpu(), 0.5))
-    layer = GatedLinear.from_linears(lins, threshold=t, scale=c)
-    assert torch.allclose(layer.column_norms().cpu(), c.cpu(), rtol=1e-3)
-    q, k, v = layer(x)
-    for out, lin in zip((q, k, v), lins):
-        assert rel_err(out, ref_out(x, lin.weight.t(), t, scale=c)) < 2e-3
-    layer.set_threshold(0.0)
-    q, _, _ = layer(x)
-    assert rel_err(q, x.double().cpu() @ lins[0].weight.double().t().cpu()) < 2e-3
