@@ -1,7 +1,14 @@
-"""GatedLinear dispatches single-row calls to the Triton kernel (interpreter on CPU) with the PyTorch path's result."""
+"""GatedLinear dispatches single-row calls to the Triton kernel with the PyTorch path's result.
+
+On CPU the kernel runs through the Triton interpreter; on a CUDA machine (TRITON_INTERPRET=0) compiled, on the GPU."""
+
+import os
 
 import pytest
 import torch
+
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+DEV = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
 
 pytest.importorskip("triton")
 
@@ -28,7 +35,7 @@ def _gates(weight):
     from baselines.rsparse import RSparseGate
 
     torch.manual_seed(1)
-    sample = torch.randn(4096)
+    sample = torch.randn(4096, device=weight.device)
     return {
         "topk": TopKGate(),
         "topk_scaled": TopKGate(weight.float().norm(dim=0)),
@@ -40,11 +47,11 @@ def _gates(weight):
 @pytest.mark.parametrize("name", ["topk", "topk_scaled", "threshold", "rsparse"])
 def test_single_row_takes_kernel_and_matches_torch_path(kernel_calls, name):
     torch.manual_seed(0)
-    lin = torch.nn.Linear(96, 80, bias=True).half()
-    gate = _gates(lin.weight.detach())[name]
+    lin = torch.nn.Linear(96, 80, bias=True).half().to(DEV)
+    gate = _gates(lin.weight.detach())[name].to(DEV)
     gate.set_level(0.6)
     fast, slow = GatedLinear(lin, gate, kernel="auto"), GatedLinear(lin, gate, kernel="off")
-    x = torch.randn(1, 1, 96).half()
+    x = torch.randn(1, 1, 96).half().to(DEV)
     y_fast, y_slow = fast(x), slow(x)
     assert kernel_calls, "the kernel was not used"
     ref = y_slow.double()
