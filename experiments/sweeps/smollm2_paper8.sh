@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # All methods on SmolLM2-135M at 25/50/65% on the paper8 tasks, full sets, one GPU, one job at a time.
 # Calibration (greedy curves, activation samples) is cached per method, so each method calibrates once.
-# Measured on an H100: dense paper8 alone takes 131 s; the two WINA runs that finished took 412 s each while
-# sharing the GPU with 10 other jobs. A sequential sweep has not been timed end to end yet.
+# Measured on an H100, one job at a time: dense paper8 131 s; TEAL 363 s at 50% (greedy calibration included)
+# and 247 s at 65% (calibration cached); R-Sparse 316 s at 50%. The 15 runs below take roughly 70-80 minutes.
 # Parallel jobs on ONE GPU do not help: CUDA time-slices processes, and 9-16 concurrent jobs ran at 30-240
 # requests/s each and ran out of GPU memory at batch 64. On a node with several GPUs use Hydra's joblib (or
 # submitit) launcher with one job per GPU.
