@@ -168,18 +168,10 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
                 r_b = r_c
         else:
             for j in tl.range(0, nk, BK, num_stages=NS):
-                oj = j + tl.arange(0, BK)
-                j_ok = oj < nk
                 rows = _rows(scr, k0, j, nk_idx, dense, BK)
-                w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :],
-                            mask=j_ok[:, None] & n_ok[None, :], other=0.0)
-                xv = tl.load(x_row + rows, mask=j_ok, other=0.0)
-                # compacted rows are kept by construction; dense chunks must be gated here
-                g_ok = oj < nk_gate
-                keep = _gate(xv, t_ptr, t_val, s_ptr, rows, offs_m, g_ok, g_ok, stride_tm, stride_tk,
-                             THR_MODE, HAS_SCALE, GEMV) | (oj >= nk_gate)
-                xf = tl.where(keep, xv.to(tl.float32), 0.0)
-                acc2 += w.to(tl.float32) * xf[:, None]
+                w, xv = _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, BK)
+                acc2 = _consume(acc2, w, xv, rows, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
+                                stride_tk, BK, THR_MODE, HAS_SCALE)
         acc = tl.sum(acc2, axis=0)
     else:
         acc = tl.zeros([BM, BN], dtype=tl.float32)
@@ -399,16 +391,31 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     C = triton.cdiv(K, CK)
     n_nb = triton.cdiv(N, cfg.BN)
     n_mb = M if gemv else triton.cdiv(M, cfg.BM)
+    csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
     direct = C == 1 and reduce
     part = y if direct else _empty((C, M, N), x.device, torch.float32)
+    if cfg.fused:
+        scr = _empty((n_mb * C * n_nb * CK,), x.device, torch.int32)
+        cnt = scr
+    else:
+        scr = _empty((n_mb * C * CK,), x.device, torch.int32)
+        cnt = _empty((n_mb * C,), x.device, torch.int32)
+        _compact_kernel[(C, n_mb)](x2, t_arg, t_val, s_arg, scr, cnt, M, K, x2.stride(0), s_tm, s_tk,
+                                   BM=cfg.BM, CK=CK, CSUB=csub, THR_MODE=mode, HAS_SCALE=scale is not None,
+                                   GEMV=gemv, num_warps=4)
     # Triton-interpreter workarounds (bf16 tl.dot and fp32->bf16 rounding); no effect on GPU
     dot_f32 = fix_bf16 = isinstance(_gated_mm_kernel, InterpretedFunction) and x.dtype == torch.bfloat16
     ctr = None
     if cfg.last_reduce and reduce and not direct:
         ctr = _counters(x.device, n_nb * n_mb)
     last = ctr is not None
-    _launch(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr if last else None, cfg, M, N, K, s_tm, s_tk, mode,
-            scale is not None, bias is not None, gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16)
+    _gated_mm_kernel[(n_nb, C, n_mb)](
+        x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, scr, cnt, ctr if last else scr,
+        M, N, K, x2.stride(0), s_tm, s_tk, float(dense_cutoff),
+        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
+        HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, GEMV=gemv, FUSED=cfg.fused,
+        DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
+        NS=cfg.stages, LAST_REDUCE=last, num_warps=cfg.num_warps)
     if not reduce:
         return part
     if not direct and not last:
@@ -418,29 +425,6 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
         _reduce_kernel[(triton.cdiv(MN, BLOCK),)](part, b_arg, y, MN, N, C, HAS_BIAS=bias is not None,
                                                   BC=BC, BLOCK=BLOCK, FIX_BF16=fix_bf16, num_warps=4)
     return y.view(*lead, N)
-
-
-def _launch(x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, ctr, cfg, M, N, K, s_tm, s_tk, mode, has_scale, has_bias,
-            gemv, n_nb, n_mb, C, direct, dense_cutoff, dot_f32, fix_bf16):
-    """Optional stand-alone compaction kernel, then the gated product."""
-    CK = cfg.CK
-    csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
-    if cfg.fused:
-        scr = _empty((n_mb * C * n_nb * CK,), x2.device, torch.int32)
-        cnt = scr
-    else:
-        scr = _empty((n_mb * C * CK,), x2.device, torch.int32)
-        cnt = _empty((n_mb * C,), x2.device, torch.int32)
-        _compact_kernel[(C, n_mb)](x2, t_arg, t_val, s_arg, scr, cnt, M, K, x2.stride(0), s_tm, s_tk,
-                                   BM=cfg.BM, CK=CK, CSUB=csub, THR_MODE=mode, HAS_SCALE=has_scale,
-                                   GEMV=gemv, num_warps=4)
-    _gated_mm_kernel[(n_nb, C, n_mb)](
-        x2, w_t, t_arg, t_val, s_arg, b_arg, part, y, scr, cnt, ctr if ctr is not None else scr,
-        M, N, K, x2.stride(0), s_tm, s_tk, float(dense_cutoff),
-        BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
-        HAS_SCALE=has_scale, HAS_BIAS=has_bias, GEMV=gemv, FUSED=cfg.fused,
-        DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
-        NS=cfg.stages, LAST_REDUCE=ctr is not None, num_warps=cfg.num_warps)
 
 
 def union_density(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:

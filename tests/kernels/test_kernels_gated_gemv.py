@@ -258,3 +258,24 @@ def test_multi_step_compaction(dev, poison, monkeypatch, M):
     y = gated_linear(x, w_nan.to(dev), t, config=_cfg(M, CK=128), dense_cutoff=1.0)
     _check(y, x, w_t.to(dev), t)
 
+
+
+def test_chunk_clamped_to_input_size(dev, monkeypatch):
+    """A chunk larger than K is cut to the next power of two >= K (its compaction is unrolled per 1024 channels)."""
+    import kernels.gated_gemv as gg
+    shapes = []
+    real = gg._empty
+
+    def spy(shape, device, dtype):
+        shapes.append((shape, dtype))
+        return real(shape, device, dtype)
+
+    monkeypatch.setattr(gg, "_empty", spy)
+    gen = torch.Generator().manual_seed(43)
+    K, N = 300, 77
+    x = rand_x(1, K, torch.float16, dev, gen)
+    w_t = torch.randn(K, N, generator=gen).half().to(dev)
+    y = gated_linear(x, w_t, 0.5, config=_cfg(1, CK=1 << 20))
+    _check(y, x, w_t, 0.5)
+    scratch = [s for s, d in shapes if d == torch.int32]
+    assert scratch == [(-(-N // 64) * 512,)]  # one chunk of 512 index slots per n-block
