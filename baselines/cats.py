@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wina.api import Method, NotReachable, ThresholdConfig, register
+from wina.config import ThresholdConfig
+from wina.errors import NotReachable
 from wina.gated import ThresholdGate
+from wina.registry import Method, register
 from wina.targets import Target
 
 

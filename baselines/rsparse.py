@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from experiments.errors import HarnessError
-from wina.api import Method, SparsityConfig, register
+from wina.config import SparsityConfig
+from wina.errors import SparsityError
 from wina.gated import TopKGate
+from wina.registry import Method, register
 from wina.targets import ATTN_KINDS, KINDS, Target
 
 
@@ -34,10 +35,10 @@ class RSparseConfig(SparsityConfig):
         keys = set() if isinstance(self.alpha, (int, float)) else set(dict(self.alpha))
         bad = keys - set(KINDS) - {"attn", "mlp"}
         if bad:
-            raise HarnessError(f"alpha key {sorted(bad)[0]!r} is not known; accepted: attn, mlp, {', '.join(KINDS)}")
+            raise SparsityError(f"alpha key {sorted(bad)[0]!r} is not known; accepted: attn, mlp, {', '.join(KINDS)}")
         for kind in KINDS:
             if not 0.0 < self.alpha_for(kind) <= 1.0:
-                raise HarnessError(f"alpha for {kind} is {self.alpha_for(kind)}; it must lie in (0, 1]")
+                raise SparsityError(f"alpha for {kind} is {self.alpha_for(kind)}; it must lie in (0, 1]")
 
 
 class RSparseGate(TopKGate):
@@ -53,9 +54,12 @@ class RSparseGate(TopKGate):
 
     def set_level(self, level: float) -> None:
         n, out = self.in_features, self.out_features
-        self.kept = int(n * (1.0 - level) * self.alpha)
-        budget = n * out * (1.0 - level) - self.kept * out
-        self.rank = max(0, min(int(budget // (n + out)), self.vh.shape[0]))
+        if level <= 0:  # level 0 is the dense layer, whatever alpha says
+            self.kept, self.rank = n, 0
+        else:
+            self.kept = int(n * (1.0 - level) * self.alpha)
+            budget = n * out * (1.0 - level) - self.kept * out
+            self.rank = max(0, min(int(budget // (n + out)), self.vh.shape[0]))
         super().set_level(level)
 
     def keep_count(self, n: int) -> int:

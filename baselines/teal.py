@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wina.api import Method, ThresholdConfig, register
+from wina.config import ThresholdConfig
 from wina.gated import ThresholdGate
-from wina.method import transform_if_asked_
+from wina.registry import Method, register
 from wina.targets import Target
+from wina.transform import transform_if_asked_
 
 
 @dataclass(frozen=True)
 class TealConfig(ThresholdConfig):
+    allocation: str = "greedy"  # TEAL's own block-wise greedy search
     transform: bool = False
 
 

@@ -16,9 +16,12 @@ Work split: program (n-block, k-chunk, m-block).  Each program
   2. loops over the kept rows in blocks of BK: loads w_t rows [BK, BN], the
      (per-row gated) activations, and accumulates in fp32 (GEMV for M == 1,
      tl.dot for M > 1);
-  3. writes an fp32 partial [chunk, M, BN]; a second small kernel sums the
-     partials over chunks in a fixed order, adds the bias and casts.  No
-     low-precision atomics, deterministic.
+  3. with one chunk, writes y directly; otherwise writes an fp32 partial
+     [chunk, M, BN], and the last program to finish a tile (a per-tile arrival
+     counter) sums that tile's partials over chunks in a fixed order, adds the
+     bias and casts (``last_reduce``; a separate reduction kernel only while a
+     CUDA graph is captured before the counters exist).  No low-precision
+     atomics, deterministic.
 If a chunk's union density is above ``dense_cutoff`` the chunk is read densely
 (contiguous rows, no index indirection); the decision is made per chunk on the
 device, so the launcher never syncs with the host and is CUDA-graph safe.
@@ -427,15 +430,4 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     return y.view(*lead, N)
 
 
-def union_density(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Fraction of input channels kept by at least one row (PyTorch, for reporting)."""
-    a = x.reshape(-1, x.shape[-1]).abs().float()
-    if scale is not None:
-        a = a * scale.float()
-    t = threshold.float() if torch.is_tensor(threshold) else threshold
-    if torch.is_tensor(t) and t.dim() > 1:
-        t = t.reshape(-1, t.shape[-1])
-    return (a > t).any(dim=0).float().mean()
-
-
-__all__ = ["GatedConfig", "gated_linear", "pick_config", "union_density"]
+__all__ = ["GatedConfig", "gated_linear", "pick_config"]

@@ -1,8 +1,8 @@
 """Channel selection helpers: offline threshold calibration and a fast per-row top-k threshold.
 
-* ``calibrate_threshold(x_samples, scale, sparsity)``: the scalar t such that the fraction of
-  ``|x| * scale <= t`` over the samples equals ``sparsity`` (TEAL: scale=None; WINA: scale =
-  column norms c of W, i.e. per-channel threshold t / c).
+* ``calibrate_threshold(x_samples, scale, sparsity)``: the scalar t with which ``|x| * scale > t``
+  skips a ``sparsity`` fraction of the samples (TEAL: scale=None; WINA: scale = column norms c of W),
+  by the quantile rule shared with the harness's gates (``kernels.score.quantile_threshold``).
 * ``topk_threshold(x, k, scale)``: per-row threshold [..., 1] such that ``|x| * scale > t``
   keeps exactly the k largest scores of each row (ties aside).  Triton kernel: one program per
   row bisects on the fp32 bit pattern of the scores (non-negative floats order like their bits),
@@ -15,25 +15,13 @@ import torch
 import triton
 import triton.language as tl
 
+from .score import quantile_threshold, sorted_scores, topk_threshold_torch
 
-def calibrate_threshold(x_samples: torch.Tensor, scale: torch.Tensor | float | None = None,
-                        sparsity: float = 0.5) -> float:
-    """Quantile threshold: fraction of ``|x| * scale <= t`` equals ``sparsity``.
 
-    x_samples: [..., in] activations; scale: None, a float, or a per-channel [in] tensor.
-    Returns a Python float (0.0 for sparsity <= 0: keeps everything except exact zeros).
-    """
-    if sparsity <= 0:
-        return 0.0
-    s = x_samples.detach().reshape(-1, x_samples.shape[-1]).abs().float()
-    if scale is not None:
-        s = s * (scale.detach().float().to(s.device) if torch.is_tensor(scale) else float(scale))
-    s = s.flatten()
-    n = s.numel()
-    if sparsity >= 1:
-        return float(s.max())
-    k = max(1, min(n, int(round(sparsity * n))))
-    return float(torch.kthvalue(s.cpu(), k).values)
+def calibrate_threshold(x_samples: torch.Tensor, scale: torch.Tensor | None = None, sparsity: float = 0.5) -> float:
+    """The scalar t with which ``|x| * scale > t`` skips a ``sparsity`` fraction of ``x_samples`` ([..., in]):
+    the shared quantile rule of ``kernels.score`` (-inf at sparsity 0)."""
+    return quantile_threshold(sorted_scores(x_samples.reshape(-1, x_samples.shape[-1]), scale), sparsity)
 
 
 @triton.jit
@@ -80,17 +68,6 @@ def topk_threshold(x: torch.Tensor, k: int, scale: torch.Tensor | None = None,
     _topk_thr_kernel[(M,)](x2, scale if scale is not None else x2, t, K, int(k), x2.stride(0),
                            HAS_SCALE=scale is not None, BLOCK=BLOCK, num_warps=warps)
     return t.reshape(*x.shape[:-1], 1)
-
-
-def topk_threshold_torch(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Same contract as topk_threshold, via torch.topk (the (k+1)-th largest score)."""
-    K = x.shape[-1]
-    s = x.abs().float()
-    if scale is not None:
-        s = s * scale.float()
-    if k >= K:
-        return torch.full((*x.shape[:-1], 1), -1.0, device=x.device, dtype=torch.float32)
-    return torch.topk(s, k + 1, dim=-1).values[..., k:k + 1]
 
 
 def _interpreting() -> bool:

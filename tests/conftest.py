@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,14 +8,16 @@ if not torch.cuda.is_available():  # Triton kernels run through the interpreter 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
+import baselines.cats  # noqa: E402,F401  (register the baselines that tests build by name)
+import baselines.rsparse  # noqa: E402,F401
+import baselines.teal  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
     """Where real assets are cached across test runs: $WINA_CACHE or the user's cache dir."""
-    from experiments.assets import default_cache_dir
+    from experiments.harness.assets import default_cache_dir
 
     return default_cache_dir()
 
@@ -24,36 +25,32 @@ def cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2(cache_dir):
     """SmolLM2-135M with its real (4-bit GGUF, dequantized) weights, float32 on CPU."""
-    from omegaconf import OmegaConf
+    from experiments.harness.models import load_model
+    from experiments.harness.schema import load_option
 
-    from experiments.models import load_model
-
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / "smollm2-135m.yaml")
-    return load_model(cfg, device="cpu", dtype="float32", cache_dir=cache_dir)
+    return load_model(load_option("model", "smollm2-135m"), device="cpu", dtype="float32", cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny():
-    from omegaconf import OmegaConf
+    from experiments.harness.models import load_model
+    from experiments.harness.schema import load_option
 
-    from experiments.models import load_model
-
-    return load_model(OmegaConf.load(ROOT / "conf" / "model" / "tiny-random.yaml"), device="cpu", dtype="float32")
+    return load_model(load_option("model", "tiny-random"), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def data_dir(cache_dir):
-    from omegaconf import OmegaConf
+    from experiments.harness.schema import load_option
+    from experiments.harness.task_data import ensure_data
 
-    from experiments.task_data import ensure_data
-
-    return ensure_data(OmegaConf.load(ROOT / "conf" / "data" / "local.yaml"), cache_dir)[0]
+    return ensure_data(load_option("data", "local"), cache_dir)[0]
 
 
 @pytest.fixture(scope="session")
 def calib_tokens(smollm2, data_dir):
     """16 x 128 LAMBADA tokens for calibration (never evaluated)."""
-    from experiments.sparsity import calibration_tokens
+    from experiments.harness.sparsity import calibration_tokens
     from wina.calibrate import CalibrationConfig
 
     return calibration_tokens(smollm2.tokenizer, data_dir, CalibrationConfig(n_samples=16, seq_len=128))
@@ -64,7 +61,7 @@ def heldout_tokens(smollm2, data_dir):
     """4 x 128 tokens of HellaSwag contexts: text the calibration never saw."""
     import torch
 
-    from experiments.task_data import read_jsonl
+    from experiments.harness.task_data import read_jsonl
 
     docs = read_jsonl(data_dir / "hellaswag" / "validation.jsonl")[:200]
     ids = smollm2.tokenizer(" ".join(d["ctx"] for d in docs)).input_ids[: 4 * 128]

@@ -1,8 +1,15 @@
-"""WINA and the shared sparsity machinery: ``sparsify_(model, config, calibration_tokens)``."""
+"""The sparsity library: ``sparsify_(model, config, calibration_tokens)`` for every registered method.
 
-from wina.api import NotReachable, Sparsified, SparsityConfig, build_config, method_names, sparsify_
+Importing ``wina`` registers WINA itself (``wina.wina_method``); the baselines register when their modules
+are imported (``import baselines.teal``). The library imports nothing from the harness (``experiments``).
+"""
+
+from wina.api import MeasuredSparsity, Sparsified, sparsify_
 from wina.calibrate import CalibrationConfig
-from wina.method import WinaConfig
+from wina.config import SparsityConfig, ThresholdConfig
+from wina.errors import NotReachable, SparsityError
+from wina.registry import Method, build_config, register
+from wina.wina_method import WinaConfig
 
-__all__ = ["sparsify_", "build_config", "method_names", "Sparsified", "SparsityConfig", "NotReachable",
-           "CalibrationConfig", "WinaConfig"]
+__all__ = ["sparsify_", "build_config", "register", "Method", "Sparsified", "MeasuredSparsity", "SparsityConfig",
+           "ThresholdConfig", "WinaConfig", "CalibrationConfig", "NotReachable", "SparsityError"]

@@ -75,6 +75,7 @@ def layer_error_fn(layer, gates: dict, inputs: list[torch.Tensor], kwargs: list[
     for x, kw in zip(inputs, kwargs):
         dense.append(first_output(layer(x, **kw)))
 
+    @torch.no_grad()
     def error_of(levels: dict[str, float]) -> float:
         for k, g in gates.items():
             g.set_level(levels[k])

@@ -13,6 +13,8 @@ that convention so the numbers can be compared.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn as nn
 
 from wina.targets import block_params, decoder_layers
@@ -36,7 +38,18 @@ def attention_macs(model: nn.Module, context_len: int) -> int:
     return 2 * heads * head_dim * context_len * len(decoder_layers(model))
 
 
-def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> dict:
+@dataclass(frozen=True)
+class FlopsReport:
+    context_len: int
+    dense_gflops: float  # FLOPs (2 x MACs) per token, dense: projections, lm_head, attention scores
+    effective_gflops: float  # the same at the measured sparsity, plus low-rank terms and rotations
+    ratio: float  # effective / dense, in MACs
+    paper_gflops_dense: float  # the WINA paper's Table 5 convention: linear MACs only (projections + lm_head)
+    paper_gflops_effective: float
+    parts_gmacs: dict[str, float]
+
+
+def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> FlopsReport:
     n_layers = len(decoder_layers(model))
     proj_dense = sum(block_params(model).values()) * n_layers
     head = lm_head_macs(model)
@@ -55,14 +68,14 @@ def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> d
     dense_total = proj_dense + head + attn
     eff_total = proj_eff + head + attn + transform
     g = 1e-9
-    return {
-        "context_len": context_len,
-        "dense_gflops": 2 * dense_total * g,
-        "effective_gflops": 2 * eff_total * g,
-        "ratio": eff_total / dense_total,
-        "paper_gflops_dense": (proj_dense + head) * g,
-        "paper_gflops_effective": (proj_eff + head) * g,
-        "parts_gmacs": {
+    return FlopsReport(
+        context_len=context_len,
+        dense_gflops=2 * dense_total * g,
+        effective_gflops=2 * eff_total * g,
+        ratio=eff_total / dense_total,
+        paper_gflops_dense=(proj_dense + head) * g,
+        paper_gflops_effective=(proj_eff + head) * g,
+        parts_gmacs={
             "projections_dense": proj_dense * g,
             "projections_effective": (proj_dense - skipped) * g,
             "lowrank": extra * g,
@@ -70,4 +83,4 @@ def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> d
             "lm_head": head * g,
             "attention_scores": attn * g,
         },
-    }
+    )

@@ -1,14 +1,16 @@
 """Gates (score -> mask) and the modules that apply them and count what they skip.
 
 A gate turns an activation ``x[..., in]`` into a boolean keep-mask at a *level* (the fraction of channels
-to skip). Two rules cover every method:
+to skip). Two rules cover every method, both built on ``kernels.score`` (the one definition of the score
+``|x| * scale`` and its masks, shared with the Triton kernel's dispatch):
 - ``TopKGate``: keep the ``k = int(in * (1 - level))`` channels with the largest ``|x| * scale`` per token
   (WINA; R-Sparse; ``scale=None`` is plain ``|x|``);
 - ``ThresholdGate``: keep ``|x| > t(level)``, where ``t`` is the ``level`` quantile of ``|x|`` measured on
   calibration data (TEAL, CATS).
 ``GatedLinear`` replaces an ``nn.Linear`` and computes ``W (x * mask) + b`` (+ an optional correction for the
-dropped part, R-Sparse's low-rank term); ``GatedActivation`` wraps an activation function (CATS).
-Both count kept channels per token so that the sparsity actually reached is measured, not assumed.
+dropped part, R-Sparse's low-rank term); ``GatedActivation`` wraps an activation function (CATS). The gate is
+consulted at every level, 0 included (a gate at level 0 keeps every channel). Both modules count kept channels
+on the device (no host sync, CUDA-graph safe) so that the sparsity actually reached is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kernels import dispatch
+from kernels.score import quantile_threshold, sorted_scores, threshold_mask, topk_mask
+from wina.config import KERNEL_MODES
+
 
 class Gate(nn.Module):
-    """Base gate: a level in [0, 1) and ``mask(x)``; ``residual`` adds a term for dropped channels."""
+    """Base gate: a level in [0, 1] and ``mask(x)``; ``residual`` adds a term for dropped channels."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,15 +57,7 @@ class TopKGate(Gate):
         return int(n * (1.0 - self.level))
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[-1]
-        k = self.keep_count(n)
-        score = x.abs()
-        if self.scale is not None:
-            score = score * self.scale.to(score.dtype)
-        keep = torch.zeros_like(x, dtype=torch.bool)
-        if k > 0:
-            keep.scatter_(-1, score.topk(k, dim=-1, sorted=False).indices, True)
-        return keep
+        return topk_mask(x, self.keep_count(x.shape[-1]), self.scale)
 
     def kernel_args(self, x: torch.Tensor):
         from kernels.select import topk_threshold
@@ -72,41 +70,53 @@ class ThresholdGate(Gate):
 
     def __init__(self, sample: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("sorted", sample.detach().abs().float().flatten().sort().values, persistent=False)
+        self.register_buffer("sorted", sorted_scores(sample), persistent=False)
         self.threshold = float("-inf")
 
     def resample(self, sample: torch.Tensor) -> None:
         """Replace the calibration sample and re-apply the current level."""
-        self.sorted = sample.detach().abs().float().flatten().sort().values.to(self.sorted.device)
+        self.sorted = sorted_scores(sample).to(self.sorted.device)
         self.set_level(self.level)
 
     def set_level(self, level: float) -> None:
         super().set_level(level)
-        n = self.sorted.numel()
-        self.threshold = float("-inf") if level <= 0 else float(self.sorted[min(int(level * n), n - 1)])
+        self.threshold = quantile_threshold(self.sorted, level)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        return x.abs() > self.threshold
+        return threshold_mask(x, self.threshold)
 
     def kernel_args(self, x: torch.Tensor):
         return self.threshold, None
 
 
 class Counter:
-    """Kept / seen channel counts of one gated place (reset before a measurement)."""
+    """Kept / seen channel counts of one gated place, accumulated on the device (read once, when asked)."""
+
+    counting: bool = True  # off: no counting work at all (timing runs)
 
     def reset_counts(self) -> None:
-        self.kept = 0
-        self.seen = 0
+        self._counts: torch.Tensor | None = None  # [kept, seen], int64, on the activations' device
 
-    def count(self, mask: torch.Tensor | None, x: torch.Tensor) -> None:
-        n = x.numel()
-        self.seen += n
-        self.kept += n if mask is None else int(mask.sum())
+    def count(self, mask: torch.Tensor, x: torch.Tensor) -> None:
+        if not self.counting:
+            return
+        if self._counts is None:
+            self._counts = torch.zeros(2, dtype=torch.int64, device=x.device)
+        self._counts[0] += mask.sum()
+        self._counts[1] += x.numel()
+
+    @property
+    def kept(self) -> int:
+        return 0 if self._counts is None else int(self._counts[0])
+
+    @property
+    def seen(self) -> int:
+        return 0 if self._counts is None else int(self._counts[1])
 
     @property
     def measured(self) -> float | None:
-        return None if self.seen == 0 else 1.0 - self.kept / self.seen
+        seen = self.seen
+        return None if seen == 0 else 1.0 - self.kept / seen
 
 
 def dense_prefix_len(seq_len: int, frac: float) -> int:
@@ -124,17 +134,17 @@ def _apply_prefix(mask: torch.Tensor, frac: float) -> torch.Tensor:
     return mask
 
 
-KERNEL_MODES = ("auto", "off")
-
-
 class GatedLinear(nn.Module, Counter):
-    """``y = W (x * mask) + b [+ gate.residual(x * ~mask)]``; exactly ``F.linear`` at level 0.
+    """``y = W (x * mask) + b [+ gate.residual(x * ~mask)]``; exactly ``F.linear`` where the gate keeps all.
 
-    ``kernel="auto"``: a single row (decode) on CUDA in fp16/bf16 goes through the Triton kernel, which reads only
-    the kept weight rows (``kernels/``); everything else takes the PyTorch path. Both compute the same function."""
+    ``kernel="auto"``: where ``kernels.dispatch.kernel_applies`` (a single row, i.e. decode, on CUDA in
+    fp16/bf16) and the gate is a threshold on ``|x| * scale``, the Triton kernel reads only the kept weight rows;
+    everything else takes the PyTorch path. Both compute the same function."""
 
     def __init__(self, linear: nn.Linear, gate: Gate, dense_prefix: float = 0.0, kernel: str = "auto") -> None:
         super().__init__()
+        if kernel not in KERNEL_MODES:
+            raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
         self.weight = linear.weight
         self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
@@ -144,31 +154,22 @@ class GatedLinear(nn.Module, Counter):
         self._w_t = None
         self.reset_counts()
 
-    def _kernel_ok(self, x: torch.Tensor) -> bool:
-        from kernels import dispatch
-
-        on_device = x.is_cuda or (dispatch.ALLOW_CPU_KERNEL and x.device.type == "cpu")
-        return (self.kernel == "auto" and on_device and x.numel() == x.shape[-1] and dispatch.gated_linear is not None
-                and x.dtype in (torch.float16, torch.bfloat16) and self.weight.dtype == x.dtype)
-
-    def _kernel_forward(self, x: torch.Tensor, args) -> torch.Tensor:
-        from kernels.dispatch import gate_mask, gated_linear_auto
-
+    def _kernel_forward(self, x: torch.Tensor, threshold, scale) -> torch.Tensor:
         if self._w_t is None:  # the kernel reads W transposed: a kept channel is one contiguous row
             self._w_t = self.weight.detach().t().contiguous()
-        threshold, scale = args
-        mask = gate_mask(x, threshold, scale)
-        self.count(mask, x)
-        y = gated_linear_auto(x, self.weight, self._w_t, threshold, self.bias, scale)
-        extra = self.gate.residual(x * ~mask)
-        return y if extra is None else y + extra
+        y = dispatch.gated_linear(x, self._w_t, threshold, self.bias, scale)
+        if self.counting or type(self.gate).residual is not Gate.residual:
+            mask = threshold_mask(x, threshold, scale)
+            self.count(mask, x)
+            extra = self.gate.residual(x * ~mask)
+            if extra is not None:
+                y = y + extra
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate.level <= 0.0:
-            self.count(None, x)
-            return F.linear(x, self.weight, self.bias)
-        if self._kernel_ok(x) and (args := self.gate.kernel_args(x)) is not None:
-            return self._kernel_forward(x, args)
+        if self.kernel == "auto" and dispatch.kernel_applies(x, self.weight):
+            if (args := self.gate.kernel_args(x)) is not None:
+                return self._kernel_forward(x, *args)
         mask = _apply_prefix(self.gate.mask(x), self.dense_prefix)
         self.count(mask, x)
         y = F.linear(x * mask, self.weight, self.bias)
@@ -191,9 +192,6 @@ class GatedActivation(nn.Module, Counter):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.act(x)
-        if self.gate.level <= 0.0:
-            self.count(None, a)
-            return a
         mask = _apply_prefix(self.gate.mask(a), self.dense_prefix)
         self.count(mask, a)
         return a * mask

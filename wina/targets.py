@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from experiments.errors import HarnessError
+from wina.errors import SparsityError
 
 # model_type -> (norm feeding attention, norm feeding the MLP)
 SUPPORTED = {
@@ -57,7 +57,7 @@ def model_type(model: nn.Module) -> str:
     cfg = getattr(model, "config", None)
     mt = getattr(getattr(cfg, "text_config", None), "model_type", None) or getattr(cfg, "model_type", None)
     if mt not in SUPPORTED:
-        raise HarnessError(f"model type {mt!r} is not supported by the sparsity methods; supported: {', '.join(SUPPORTED)}")
+        raise SparsityError(f"model type {mt!r} is not supported by the sparsity methods; supported: {', '.join(SUPPORTED)}")
     return mt
 
 
@@ -67,7 +67,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     inner = getattr(inner, "language_model", inner)
     layers = getattr(inner, "layers", None)
     if not isinstance(layers, nn.ModuleList):
-        raise HarnessError(f"cannot find the decoder layers of {type(model).__name__}")
+        raise SparsityError(f"cannot find the decoder layers of {type(model).__name__}")
     return layers
 
 
@@ -76,7 +76,7 @@ def _linear(layer: nn.Module, kind: str) -> nn.Linear:
     lin = getattr(getattr(layer, sub), attr)
     weight = getattr(lin, "weight", None)
     if weight is None or weight.dim() != 2:
-        raise HarnessError(f"{type(layer).__name__}.{sub}.{attr} is not a plain linear layer ({type(lin).__name__})")
+        raise SparsityError(f"{type(layer).__name__}.{sub}.{attr} is not a plain linear layer ({type(lin).__name__})")
     return lin
 
 
@@ -96,7 +96,7 @@ def activation_targets(model: nn.Module) -> list[Target]:
     for i, layer in enumerate(decoder_layers(model)):
         up, down = _linear(layer, "up"), _linear(layer, "down")
         if not hasattr(layer.mlp, "act_fn"):
-            raise HarnessError(f"{type(layer.mlp).__name__} has no act_fn to threshold")
+            raise SparsityError(f"{type(layer.mlp).__name__} has no act_fn to threshold")
         out.append(Target(i, "act", "mlp_act", layer.mlp, "act_fn", up.out_features, up.in_features + down.out_features))
     return out
 

@@ -87,3 +87,12 @@ def rotation_macs_per_token(model: nn.Module) -> int:
     """Extra multiply-accumulates per token that the transform adds (two d x d products per layer)."""
     layers = decoder_layers(model)
     return sum(m.rotation.q.numel() for layer in layers for m in layer.modules() if isinstance(m, RotatedNorm))
+
+
+def transform_if_asked_(model: nn.Module, transform: bool) -> dict:
+    """Apply the transform when a method's config asks for it (WINA; the WINA paper's TEAL-transform);
+    returns the facts the record keeps."""
+    if not transform:
+        return {"transform": False}
+    apply_transform_(model)
+    return {"transform": True, "transform_macs_per_token": rotation_macs_per_token(model)}

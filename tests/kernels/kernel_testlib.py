@@ -1,5 +1,7 @@
 import torch
 
+from kernels.score import threshold_mask
+
 
 def rand_x(M, K, dtype, dev, gen, zeros_frac=0.0):
     """Random activations (never all zeros); optional exact zeros."""
@@ -11,12 +13,9 @@ def rand_x(M, K, dtype, dev, gen, zeros_frac=0.0):
 
 
 def ref_mask(x, threshold, scale=None):
-    """Kernel gate semantics, evaluated in fp32 on the CPU."""
-    a = x.float().cpu().abs()
-    if scale is not None:
-        a = a * scale.float().cpu()
-    t = threshold.float().cpu() if torch.is_tensor(threshold) else float(threshold)
-    return a > t
+    """The gate the kernel must compute (``kernels.score``, the definition the harness's gates use), on the CPU."""
+    cpu = (lambda v: v.cpu() if torch.is_tensor(v) else v)  # noqa: E731
+    return threshold_mask(x.cpu(), cpu(threshold), cpu(scale))
 
 
 def ref_out(x, w_t, threshold, bias=None, scale=None):

@@ -1,6 +1,9 @@
-import pytest
+import copy
 
-from wina.allocate import block_sparsity, greedy_curve, pick
+import pytest
+import torch
+
+from wina.allocate import block_sparsity, greedy_curve, layer_error_fn, pick
 
 PARAMS = {"a": 100, "b": 300, "c": 600}
 
@@ -22,10 +25,6 @@ def test_greedy_prefers_cheap_projections_and_pick_hits_target():
 
 
 def test_greedy_on_tiny_model_meets_block_target(tiny):
-    import copy
-
-    import torch
-
     from wina import build_config, sparsify_
 
     model = copy.deepcopy(tiny.model)
@@ -38,20 +37,23 @@ def test_greedy_on_tiny_model_meets_block_target(tiny):
         assert len(set(lv.values())) > 1  # a non-uniform split
 
 
-def test_calibration_is_cached_across_sparsities(tiny, tmp_path, monkeypatch):
-    import copy
+def test_block_error_follows_the_gates(tiny):
+    """The greedy search's error function measures the gates it is given: zero with every gate at level 0,
+    positive and growing as any one projection is sparsified."""
+    from wina.api import _install
+    from wina.calibrate import capture_layer_io
+    from wina.gated import TopKGate
+    from wina.targets import KINDS, decoder_layers, linear_targets
 
-    import torch
-
-    from wina import api, build_config, sparsify_
-
-    tokens = torch.randint(0, 256, (4, 64))
-    cfg = dict(allocation="greedy", greedy_samples=2, greedy_step=0.1)
-    sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.25}), tokens, cache_dir=tmp_path)
-    (entry,) = (tmp_path / "calibration").glob("teal-*.pt")
-    stamp = entry.stat().st_mtime_ns
-    monkeypatch.setattr(api, "collect_samples", lambda *a, **k: pytest.fail("samples recomputed"))
-    monkeypatch.setattr(api, "_greedy_curves", lambda *a, **k: pytest.fail("greedy search rerun"))
-    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5}), tokens, cache_dir=tmp_path)
-    assert entry.stat().st_mtime_ns == stamp  # loaded, not rewritten
-    assert sp.levels and max(sp.levels.values()) > 0
+    model = copy.deepcopy(tiny.model)
+    tokens = torch.randint(0, 256, (2, 32))
+    inputs, kwargs = capture_layer_io(model, tokens, batch_size=2)
+    targets = [t for t in linear_targets(model) if t.layer == 0]
+    gates = {t.kind: TopKGate() for t in targets}
+    _install(targets, {t.key: gates[t.kind] for t in targets}, 0.0)
+    error_of = layer_error_fn(decoder_layers(model)[0], gates, inputs[0], kwargs)
+    zero = {k: 0.0 for k in KINDS}
+    assert error_of(zero) == 0.0
+    for kind in KINDS:
+        low, high = error_of({**zero, kind: 0.25}), error_of({**zero, kind: 0.75})
+        assert 0.0 < low < high, kind

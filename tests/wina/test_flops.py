@@ -18,7 +18,7 @@ def test_dense_flops_match_torch_flop_counter(smollm2):
     counted = fc.get_total_flops()
     rep = flops_report(model, None, context_len=L)
     # the counter sees every position attend to all L keys (no causal saving), as the analytic count assumes
-    assert rep["dense_gflops"] * 1e9 * L == pytest.approx(counted, rel=1e-3)
+    assert rep.dense_gflops * 1e9 * L == pytest.approx(counted, rel=1e-3)
 
 
 @pytest.mark.real
@@ -33,7 +33,7 @@ def test_effective_flops_follow_measured_sparsity(smollm2, heldout_tokens):
     with torch.no_grad():
         model(heldout_tokens[:1])
     rep = flops_report(model, sp, context_len=128)
-    parts = rep["parts_gmacs"]
+    parts = rep.parts_gmacs
     assert parts["projections_effective"] == pytest.approx(0.5 * parts["projections_dense"], rel=0.02)
     assert parts["transform"] == pytest.approx(30 * 2 * 576 * 576 * 1e-9)
-    assert rep["paper_gflops_effective"] < rep["paper_gflops_dense"]
+    assert rep.paper_gflops_effective < rep.paper_gflops_dense

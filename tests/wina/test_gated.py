@@ -1,7 +1,9 @@
+import os
+
 import pytest
 import torch
 
-from wina.gated import GatedLinear, ThresholdGate, TopKGate, dense_prefix_len
+from wina.gated import Gate, GatedActivation, GatedLinear, ThresholdGate, TopKGate, dense_prefix_len
 
 
 def test_topk_keeps_exactly_k_largest_scores():
@@ -26,6 +28,34 @@ def test_threshold_gate_hits_quantile_of_its_sample():
     assert abs((~g.mask(torch.randn(200_000))).float().mean() - 0.4) < 0.01
 
 
+@pytest.mark.parametrize("gate", [TopKGate(), TopKGate(torch.rand(16) + 0.1), ThresholdGate(torch.randn(1000))])
+def test_every_gate_keeps_every_channel_at_level_zero(gate):
+    gate.set_level(0.0)
+    x = torch.randn(2, 6, 16)
+    x[0, 0, :3] = 0.0  # exact zeros are kept too: level 0 skips nothing
+    assert gate.mask(x).all()
+
+
+class _DropFirst(Gate):
+    """A gate that drops channel 0 whatever its level: shows whether a module consults its gate."""
+
+    def mask(self, x):
+        keep = torch.ones_like(x, dtype=torch.bool)
+        keep[..., 0] = False
+        return keep
+
+
+def test_modules_apply_their_gate_at_level_zero_too():
+    torch.manual_seed(0)
+    lin, x = torch.nn.Linear(16, 8), torch.randn(2, 6, 16)
+    gl = GatedLinear(lin, _DropFirst(), kernel="off")
+    x0 = x.clone()
+    x0[..., 0] = 0
+    assert torch.equal(gl(x), lin(x0))  # not lin(x): the mask is applied at level 0
+    ga = GatedActivation(torch.nn.SiLU(), _DropFirst())
+    assert (ga(x)[..., 0] == 0).all() and gl.measured == pytest.approx(1 / 16) and ga.measured == pytest.approx(1 / 16)
+
+
 def test_gated_linear_masks_input_and_counts():
     torch.manual_seed(0)
     lin = torch.nn.Linear(16, 8)
@@ -38,7 +68,10 @@ def test_gated_linear_masks_input_and_counts():
     y = gl(x)
     mask = g.mask(x)
     assert torch.allclose(y, lin(x * mask))
-    assert gl.measured == pytest.approx(0.5)
+    assert gl.measured == pytest.approx(0.5) and gl.seen == x.numel()
+    gl.counting = False
+    gl(x)
+    assert gl.seen == x.numel()  # counting off: nothing added
 
 
 def test_dense_prefix_leaves_leading_positions_dense():
@@ -51,3 +84,61 @@ def test_dense_prefix_leaves_leading_positions_dense():
     y = gl(x)
     assert torch.allclose(y[:, :2], lin(x[:, :2]))  # 20 - int(0.9 * 20) = 2 dense positions
     assert not torch.allclose(y[:, 2:], lin(x[:, 2:]))
+
+
+# --- GatedLinear's kernel path: single-row calls go through the Triton kernel with the PyTorch path's result.
+# On CPU the kernel runs through the Triton interpreter; on a CUDA machine (TRITON_INTERPRET=0) compiled.
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+DEV = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    from kernels import dispatch
+
+    calls = []
+    real = dispatch.gated_linear
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "ALLOW_CPU_KERNEL", True)
+    monkeypatch.setattr(dispatch, "gated_linear", spy)
+    return calls
+
+
+def _gates(weight):
+    from baselines.rsparse import RSparseGate
+
+    torch.manual_seed(1)
+    sample = torch.randn(4096, device=weight.device)
+    return {
+        "topk": TopKGate(),
+        "topk_scaled": TopKGate(weight.float().norm(dim=0)),
+        "threshold": ThresholdGate(sample),
+        "rsparse": RSparseGate(weight, alpha=0.8),
+    }
+
+
+@pytest.mark.parametrize("name", ["topk", "topk_scaled", "threshold", "rsparse"])
+def test_single_row_takes_kernel_and_matches_torch_path(kernel_calls, name):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 80, bias=True).half().to(DEV)
+    gate = _gates(lin.weight.detach())[name].to(DEV)
+    gate.set_level(0.6)
+    fast, slow = GatedLinear(lin, gate, kernel="auto"), GatedLinear(lin, gate, kernel="off")
+    x = torch.randn(1, 1, 96).half().to(DEV)
+    y_fast, y_slow = fast(x), slow(x)
+    assert kernel_calls, "the kernel was not used"
+    ref = y_slow.double()
+    assert (y_fast.double() - ref).norm() / ref.norm() < 5e-3
+    assert fast.kept == slow.kept and fast.seen == slow.seen
+
+
+def test_several_rows_stay_on_torch_path(kernel_calls):
+    lin = torch.nn.Linear(64, 32).half()
+    gate = TopKGate()
+    gate.set_level(0.5)
+    GatedLinear(lin, gate, kernel="auto")(torch.randn(2, 5, 64).half())
+    assert not kernel_calls

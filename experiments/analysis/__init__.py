@@ -1,0 +1,1 @@
+"""Analysis of run records and models: report tables and figures, approximation error, model checks."""

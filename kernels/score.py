@@ -1,0 +1,58 @@
+"""The one definition of a channel's score and of the keep-masks built from it (plain PyTorch, no Triton).
+
+    score[..., i] = |x[..., i]| * scale[i]        (fp32; scale=None is plain |x|)
+    threshold mask:  score > t                    (TEAL, CATS: one calibrated t; per-row t for a top-k)
+    top-k mask:      the k largest scores per row (WINA, R-Sparse)
+
+The harness's gates (``wina.gated``), the kernel dispatch and the Triton kernels' reference tests all use these;
+the Triton kernels evaluate the same comparison in fp32 (``kernels.parts._gate``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def channel_score(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``|x| * scale`` in fp32."""
+    s = x.abs().float()
+    return s if scale is None else s * scale.float()
+
+
+def threshold_mask(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep ``score > threshold`` (a number, or a tensor broadcastable to ``x``, compared in fp32)."""
+    t = threshold.float() if torch.is_tensor(threshold) else float(threshold)
+    return channel_score(x, scale) > t
+
+
+def topk_mask(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep exactly the ``k`` largest scores of each row (everything when ``k >= in``)."""
+    n = x.shape[-1]
+    if k >= n:
+        return torch.ones_like(x, dtype=torch.bool)
+    keep = torch.zeros_like(x, dtype=torch.bool)
+    if k > 0:
+        keep.scatter_(-1, channel_score(x, scale).topk(k, dim=-1, sorted=False).indices, True)
+    return keep
+
+
+def topk_threshold_torch(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row fp32 threshold ``[..., 1]`` with ``threshold_mask(x, t, scale) == topk_mask(x, k, scale)`` (ties
+    aside): the (k+1)-th largest score, or -1 when ``k >= in`` (keep everything)."""
+    if k >= x.shape[-1]:
+        return torch.full((*x.shape[:-1], 1), -1.0, device=x.device, dtype=torch.float32)
+    return channel_score(x, scale).topk(k + 1, dim=-1).values[..., k:k + 1]
+
+
+def quantile_threshold(sorted_scores: torch.Tensor, level: float) -> float:
+    """The threshold that skips a ``level`` fraction of a calibration sample: its ``int(level * n)``-th smallest
+    score (sorted ascending); ``-inf`` at level 0, so that nothing, not even an exact zero, is skipped."""
+    if level <= 0:
+        return float("-inf")
+    n = sorted_scores.numel()
+    return float(sorted_scores[min(int(level * n), n - 1)])
+
+
+def sorted_scores(sample: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores of a calibration sample ``[..., in]`` (or flat, with ``scale=None``), flattened and sorted."""
+    return channel_score(sample.detach(), scale).flatten().sort().values

@@ -1,0 +1,55 @@
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.analysis.report import accuracy_table, load_records, write_report
+from experiments.harness.record import RunRecord, TaskResult
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00"):
+    tasks = {"piqa": TaskResult("piqa", {"acc_norm,none": average}, "acc_norm,none", average, 0.01, 10, 10)} \
+        if status == "complete" else {"piqa": None}
+    base = dict(created=created, command="test", config={"method": {"name": method, "label": method},
+                                                         "sparsity": sparsity, "limit": None},
+                model={"name": "m"}, data={}, versions={})
+    rec = RunRecord.build(base, status=status, tasks=tasks, wall_time_s=1.0,
+                          reason=None if status == "complete" else "cannot")
+    rec.sparsity = {"overall": sparsity}
+    rec.flops = {"paper_gflops_effective": 1 - sparsity, "ratio": 1 - sparsity}
+    rec.write(path)
+
+
+def test_table_marks_not_reachable_and_not_run(tmp_path):
+    _record(tmp_path / "a", "dense", 0.0, average=0.6)
+    _record(tmp_path / "b", "wina", 0.5, average=0.55)
+    _record(tmp_path / "c", "cats", 0.5, status="not_reachable", average=None)
+    (tmp_path / "notes.json").write_text(json.dumps({"something": "else"}))  # not a record: ignored
+    df = load_records([tmp_path])
+    assert len(df) == 3
+    table = accuracy_table(df)
+    assert table.loc["0.50", "cats"] == "n/a"
+    assert table.loc["0.50", "wina"] == "55.00"
+    assert table.loc["0.00", "wina"] == "-"
+    md = write_report(df, tmp_path / "out", "t", "cmd")
+    text = md.read_text()
+    assert "| 0.50 | n/a |" in text and "cmd" in text
+    assert (tmp_path / "out" / "t.png").exists() and (tmp_path / "out" / "t.tex").exists()
+    assert len(pd.read_csv(tmp_path / "out" / "t.csv")) == 3
+
+
+def test_a_corrupt_record_is_reported_and_never_a_row(tmp_path, capsys):
+    _record(tmp_path / "a", "wina", 0.5, average=0.55)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "record.json").write_text(json.dumps({"status": "complete", "config": {}, "tasks": {}}))
+    df = load_records([tmp_path])
+    assert list(df["method"]) == ["wina"]
+    assert "skipping corrupt record" in capsys.readouterr().err
+
+
+def test_committed_records_still_load():
+    df = load_records([ROOT / "results" / "comparison" / "h100_fullsets"])
+    wina65 = df[(df["method"] == "wina") & (df["sparsity"] == 0.65)]
+    assert len(wina65) == 1 and round(float(wina65["average"].iloc[0]), 2) == 41.56
