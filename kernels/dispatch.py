@@ -9,7 +9,8 @@ sparsity, results/kernels/), fp16/bf16 with the weight in the same dtype.
   * ``kernel_applies``                                          -> kernels.gated_gemv.gated_linear
     (inside the kernel, a chunk whose union density exceeds ``dense_cutoff`` is read densely)
   * otherwise (CPU, more rows, prefill)                         -> gated_linear_torch
-All paths compute ``F.linear(x * threshold_mask(x, threshold, scale), weight, bias)`` (``kernels.score``).
+All paths compute ``F.linear(x * threshold_mask(x.float(), threshold, scale), weight, bias)`` (``kernels.score``,
+evaluated on fp32 values as the kernel does).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def kernel_applies(x: torch.Tensor, weight: torch.Tensor, max_rows: int = DEFAUL
 def gated_linear_torch(x: torch.Tensor, weight: torch.Tensor, threshold, bias: torch.Tensor | None = None,
                        scale: torch.Tensor | None = None) -> torch.Tensor:
     """Reference/fallback path: F.linear(x * mask, weight, bias) with weight [out, in]."""
-    return F.linear(x * threshold_mask(x, threshold, scale).to(x.dtype), weight, bias)
+    return F.linear(x * threshold_mask(x.float(), threshold, scale).to(x.dtype), weight, bias)
 
 
 def gated_linear_auto(x: torch.Tensor, weight: torch.Tensor | None, w_t: torch.Tensor | None, threshold,

@@ -14,15 +14,14 @@ import torch
 
 
 def channel_score(x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """``|x| * scale`` in fp32."""
-    s = x.abs().float()
-    return s if scale is None else s * scale.float()
+    """``|x| * scale`` in ``x``'s dtype."""
+    s = x.abs()
+    return s if scale is None else s * scale.to(s.dtype)
 
 
 def threshold_mask(x: torch.Tensor, threshold, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Keep ``score > threshold`` (a number, or a tensor broadcastable to ``x``, compared in fp32)."""
-    t = threshold.float() if torch.is_tensor(threshold) else float(threshold)
-    return channel_score(x, scale) > t
+    """Keep ``score > threshold`` (a number, or a tensor broadcastable to ``x``)."""
+    return channel_score(x, scale) > threshold
 
 
 def topk_mask(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -37,11 +36,11 @@ def topk_mask(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> tor
 
 
 def topk_threshold_torch(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-row fp32 threshold ``[..., 1]`` with ``threshold_mask(x, t, scale) == topk_mask(x, k, scale)`` (ties
-    aside): the (k+1)-th largest score, or -1 when ``k >= in`` (keep everything)."""
+    """Per-row fp32 threshold ``[..., 1]`` with ``threshold_mask(x.float(), t, scale) == topk_mask(x.float(), k,
+    scale)`` (ties aside; the kernel's fp32 semantics): the (k+1)-th largest score, or -1 when ``k >= in``."""
     if k >= x.shape[-1]:
         return torch.full((*x.shape[:-1], 1), -1.0, device=x.device, dtype=torch.float32)
-    return channel_score(x, scale).topk(k + 1, dim=-1).values[..., k:k + 1]
+    return channel_score(x.float(), scale).topk(k + 1, dim=-1).values[..., k:k + 1]
 
 
 def quantile_threshold(sorted_scores: torch.Tensor, level: float) -> float:
@@ -54,5 +53,5 @@ def quantile_threshold(sorted_scores: torch.Tensor, level: float) -> float:
 
 
 def sorted_scores(sample: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Scores of a calibration sample ``[..., in]`` (or flat, with ``scale=None``), flattened and sorted."""
-    return channel_score(sample.detach(), scale).flatten().sort().values
+    """fp32 scores of a calibration sample ``[..., in]`` (or flat, with ``scale=None``), flattened and sorted."""
+    return channel_score(sample.detach().float(), scale).flatten().sort().values

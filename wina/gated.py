@@ -159,7 +159,7 @@ class GatedLinear(nn.Module, Counter):
             self._w_t = self.weight.detach().t().contiguous()
         y = dispatch.gated_linear(x, self._w_t, threshold, self.bias, scale)
         if self.counting or type(self.gate).residual is not Gate.residual:
-            mask = threshold_mask(x, threshold, scale)
+            mask = threshold_mask(x.float(), threshold, scale)  # what the kernel kept (it gates in fp32)
             self.count(mask, x)
             extra = self.gate.residual(x * ~mask)
             if extra is not None:

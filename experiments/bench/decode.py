@@ -1,291 +1,184 @@
-"""End-to-end decode benchmark (gpt-fast style) with the gated-linear kernels.
+"""Decode speed through the harness's own modules: a transformers Llama-3-8B-shaped model (random bf16 weights)
+gated by ``sparsify_`` with the configuration a method YAML gives, batch 1, each decode step captured in a
+CUDA graph (static KV cache). Prints tokens/s per configuration next to the sparsity measured on the same steps.
 
-    python experiments/bench_decode.py --out results/kernels [--layers 32] [--sparsities 0.5,0.65]
+    python -m experiments.bench.decode [--layers 32] [--methods teal,wina] [--sparsities 0.5,0.65] [--out DIR]
 
-A small self-contained Llama with Llama-3-8B shapes (32 layers, d 4096, ffn 14336, 32 heads,
-8 KV heads, head dim 128, vocab 128256), random bf16 weights (speed does not depend on the
-values), static KV cache, batch 1.  One decode step (embedding -> 32 layers -> lm_head ->
-argmax -> next token/position written on the device) is captured in a CUDA graph and replayed.
-
-Modes: dense (F.linear, fused qkv and gate/up weights); teal (gate |x| > t, one scalar t per
-projection input); wina (gate |x| * c > t, c = column norms of the (concatenated) weight).
-Sparsified: q/k/v (one gated kernel over the concatenated weight), o, gate/up (concatenated),
-down.  Thresholds are calibrated on the fly (quantiles over a few random decode steps).
-The split-K partials of each gated kernel are summed inside the following elementwise op
-(rope / residual+rmsnorm / silu*up), so sparse mode launches no extra reduction kernels.
-Elementwise glue is compiled with torch.compile (inductor) unless --no-compile.
+A configuration is ``method`` plus ``--override`` strings, composed exactly as ``python run.py method=...
+sparsity=... <overrides>`` composes it (``experiments.harness``), so every timed configuration is one the
+harness can evaluate for accuracy. Default overrides: ``method.allocation=uniform`` (the greedy search on random
+weights means nothing). Calibration: random token ids (the weights are random too). Dense is the same model
+without gating. Single-row decode calls take the Triton kernel (``kernels.dispatch``); prefill takes PyTorch.
+Timing runs with the gates' counters off; the measured sparsity comes from an eager pass over other steps.
 """
+
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import statistics
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments.harness.tables import markdown_table
 
-from kernels.gated_gemv import gated_linear, load_tuned  # noqa: E402
-from kernels.select import calibrate_threshold  # noqa: E402
-
-DIM, FFN, NH, NKV, HD, VOCAB = 4096, 14336, 32, 8, 128, 128256
-QKV = (NH + 2 * NKV) * HD
-EPS = 1e-5
+LLAMA3_8B = dict(hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
+                 vocab_size=128256, rms_norm_eps=1e-5, rope_theta=500000.0)
 
 
-# ----------------------------------------------------------------------------- glue ops
-def _fin(y):
-    """Dense output [1, N] or split-K partials [C, 1, N] -> fp32 [1, N]."""
-    return y.sum(0) if y.dim() == 3 else y.float()
+def build_model(layers: int, device: str, dtype: torch.dtype, seed: int = 0, shape: dict | None = None):
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-
-def g_rms(h, w):
-    hf = h.float()
-    return (hf * torch.rsqrt(hf.pow(2).mean(-1, keepdim=True) + EPS) * w).to(h.dtype)
-
-
-def g_add_rms(h, y, w):
-    hn = (h.float() + _fin(y))
-    x = hn * torch.rsqrt(hn.pow(2).mean(-1, keepdim=True) + EPS) * w
-    return hn.to(h.dtype), x.to(h.dtype)
-
-
-def g_rope(qkv, pos, cos_t, sin_t):
-    """-> q [NH, HD] and the new k/v entry stacked as [2, NKV, 1, HD] (one cache write)."""
-    y = _fin(qkv)
-    q = y[:, : NH * HD].view(NH, HD)
-    k = y[:, NH * HD: (NH + NKV) * HD].view(NKV, HD)
-    v = y[:, (NH + NKV) * HD:].view(NKV, HD)
-    cos, sin = cos_t[pos], sin_t[pos]  # [1, HD/2]
-
-    def rot(t):
-        a, b = t[:, : HD // 2], t[:, HD // 2:]
-        return torch.cat([a * cos - b * sin, b * cos + a * sin], -1)
-
-    dt = torch.bfloat16
-    return rot(q).to(dt), torch.stack([rot(k), v]).to(dt).view(2, NKV, 1, HD)
-
-
-def g_attn(q, kv, pos):
-    """GQA attention of one query over the static cache kv [2, NKV, L, HD] (bf16 matmuls,
-    fp32 softmax; positions > pos masked, as gpt-fast does)."""
-    L = kv.shape[2]
-    qg = q.view(NKV, NH // NKV, HD)
-    s = torch.matmul(qg, kv[0].transpose(1, 2)).float() * (1.0 / math.sqrt(HD))
-    valid = torch.arange(L, device=q.device) <= pos
-    p = torch.softmax(s.masked_fill(~valid, float("-inf")), -1).to(q.dtype)
-    o = torch.matmul(p, kv[1])
-    return o.reshape(1, NH * HD)
-
-
-def g_silu_mul(gu):
-    y = _fin(gu)
-    g, u = y[:, :FFN], y[:, FFN:]
-    return (F.silu(g) * u).to(torch.bfloat16)
-
-
-GLUE = dict(rms=g_rms, add_rms=g_add_rms, rope=g_rope, attn=g_attn, silu_mul=g_silu_mul)
-
-
-# ----------------------------------------------------------------------------- model
-class Llama:
-    GROUPS = ("qkv", "o", "gu", "down")
-
-    def __init__(self, n_layers, max_len, device="cuda", dtype=torch.bfloat16):
-        g = torch.Generator(device=device).manual_seed(0)
-
-        def rnd(*shape, std=0.02):
-            return (torch.randn(*shape, generator=g, device=device) * std).to(dtype)
-
-        self.dtype, self.max_len, self.n_layers = dtype, max_len, n_layers
-        self.emb = rnd(VOCAB, DIM, std=1.0)
-        self.lm_head = rnd(VOCAB, DIM)
-        self.norm = torch.ones(DIM, device=device)
-        self.layers = []
-        for _ in range(n_layers):
-            self.layers.append(dict(
-                qkv=rnd(QKV, DIM), o=rnd(DIM, DIM), gu=rnd(2 * FFN, DIM), down=rnd(DIM, FFN),
-                ln1=torch.ones(DIM, device=device), ln2=torch.ones(DIM, device=device)))
-        self.kv = [torch.zeros(2, NKV, max_len, HD, device=device, dtype=dtype) for _ in range(n_layers)]
-        inv = 1.0 / (500000.0 ** (torch.arange(0, HD, 2, device=device).float() / HD))
-        ang = torch.arange(max_len, device=device).float()[:, None] * inv[None, :]
-        self.cos, self.sin = ang.cos(), ang.sin()
-        self.mode = "dense"
-        self.sparse = {}       # (layer, group) -> dict(w_t, thr, scale)
-        self.record = None     # dict to collect linear inputs (calibration)
-        self.stats = None      # dict to collect kept fractions
-        self.glue = GLUE
-
-    def prepare_sparse(self):
-        for li, lay in enumerate(self.layers):
-            for gname in self.GROUPS:
-                w = lay[gname]
-                w_t = w.t().contiguous()
-                self.sparse[(li, gname)] = dict(
-                    w_t=w_t, c=w_t.float().norm(dim=1),
-                    thr=torch.zeros((), device=w.device, dtype=torch.float32))
-
-    def lin(self, li, gname, x):
-        w = self.layers[li][gname]
-        if self.record is not None:
-            self.record.setdefault((li, gname), []).append(x.detach().float())
-        if self.mode == "dense":
-            return F.linear(x, w)
-        sp = self.sparse[(li, gname)]
-        scale = sp["c"] if self.mode == "wina" else None
-        if self.stats is not None:
-            a = x.float().abs() * (scale if scale is not None else 1.0)
-            self.stats.setdefault((li, gname), []).append((a > sp["thr"]).float().mean().item())
-        return gated_linear(x, sp["w_t"], sp["thr"], scale=scale, reduce=False)
-
-    def step(self, tok, pos):
-        G = self.glue
-        h = self.emb[tok]  # [1, DIM]
-        x = G["rms"](h, self.layers[0]["ln1"])
-        for li, lay in enumerate(self.layers):
-            q, kv_new = G["rope"](self.lin(li, "qkv", x), pos, self.cos, self.sin)
-            self.kv[li].index_copy_(2, pos, kv_new)
-            a = G["attn"](q, self.kv[li], pos)
-            h, x = G["add_rms"](h, self.lin(li, "o", a), lay["ln2"])
-            act = G["silu_mul"](self.lin(li, "gu", x))
-            nxt = self.layers[li + 1]["ln1"] if li + 1 < self.n_layers else self.norm
-            h, x = G["add_rms"](h, self.lin(li, "down", act), nxt)
-        logits = F.linear(x, self.lm_head)
-        tok.copy_(torch.argmax(logits, -1))
-        pos.add_(1)
-        return logits
-
-    # ---- calibration
-    @torch.no_grad()
-    def calibrate(self, sparsity, mode, steps, start, gen):
-        self.mode, self.record = "dense", {}
-        dev = self.emb.device
-        tok = torch.zeros(1, dtype=torch.long, device=dev)
-        pos = torch.tensor([start], dtype=torch.long, device=dev)
-        for _ in range(steps):
-            tok.random_(0, VOCAB, generator=gen)  # random prompt tokens (teacher forcing)
-            self.step(tok, pos)
-        rec, self.record = self.record, None
-        for key, xs in rec.items():
-            sp = self.sparse[key]
-            scale = sp["c"] if mode == "wina" else None
-            sp["thr"].fill_(calibrate_threshold(torch.cat(xs), scale, sparsity))
-
-    @torch.no_grad()
-    def measured_sparsity(self, steps, start):
-        self.stats = {}
-        dev = self.emb.device
-        tok = torch.zeros(1, dtype=torch.long, device=dev)
-        pos = torch.tensor([start], dtype=torch.long, device=dev)
-        for _ in range(steps):
-            self.step(tok, pos)
-        st, self.stats = self.stats, None
-        tot = num = 0.0
-        for (li, gname), fr in st.items():
-            nbytes = self.layers[li][gname].numel()
-            num += nbytes * (1 - statistics.mean(fr))
-            tot += nbytes
-        return num / tot
-
-
-def time_decode(model, start, n_tokens, reps=3):
-    tok = torch.zeros(1, dtype=torch.long, device="cuda")
-    pos = torch.tensor([start], dtype=torch.long, device="cuda")
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            model.step(tok, pos)
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        model.step(tok, pos)
-    rates = []
-    for _ in range(reps):
-        pos.fill_(start)
-        g.replay()
-        torch.cuda.synchronize()
-        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        e0.record()
-        for _ in range(n_tokens):
-            g.replay()
-        e1.record()
-        e1.synchronize()
-        rates.append(n_tokens / (e0.elapsed_time(e1) * 1e-3))
-    del g
-    return statistics.median(rates)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/kernels")
-    ap.add_argument("--layers", type=int, default=32)
-    ap.add_argument("--sparsities", default="0.5,0.65")
-    ap.add_argument("--modes", default="teal,wina")
-    ap.add_argument("--tokens", type=int, default=100, help="decode steps timed per repetition")
-    ap.add_argument("--max-len", type=int, default=512)
-    ap.add_argument("--start", type=int, default=128, help="position of the first timed token")
-    ap.add_argument("--calib-steps", type=int, default=16)
-    ap.add_argument("--no-compile", action="store_true", help="eager glue ops (more kernels)")
-    ap.add_argument("--tuned", default="", help="tuned_configs.json to load (else kernels/ default)")
-    args = ap.parse_args()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    if args.tuned:
-        print("tuned configs loaded:", sum(load_tuned(f) for f in args.tuned.split(",")))
-    cmd = "python " + " ".join([os.path.relpath(__file__)] + sys.argv[1:])
-    dev = torch.cuda.get_device_name()
-    t0 = time.time()
-    model = Llama(args.layers, args.max_len)
-    compiled = False
-    if not args.no_compile:
-        try:
-            model.glue = {k: torch.compile(f, dynamic=False, fullgraph=True) for k, f in GLUE.items()}
-            compiled = True
-        except Exception as e:  # noqa: BLE001
-            print("torch.compile unavailable, eager glue:", repr(e)[:200])
-    gen = torch.Generator(device="cuda").manual_seed(1)
-    model.prepare_sparse()
-    rows = []
-    model.mode = "dense"
+    config = LlamaConfig(**(shape or LLAMA3_8B), num_hidden_layers=layers, max_position_embeddings=4096,
+                         tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
     try:
-        dense_tps = time_decode(model, args.start, args.tokens)
-    except Exception as e:  # noqa: BLE001
-        if not compiled:
-            raise
-        print("compiled glue failed, falling back to eager:", repr(e)[:300])
-        model.glue, compiled = GLUE, False
-        dense_tps = time_decode(model, args.start, args.tokens)
-    rows.append(dict(mode="dense", sparsity=0.0, measured=0.0, tok_s=round(dense_tps, 1), speedup=1.0))
-    print(rows[-1], flush=True)
-    for mode in args.modes.split(","):
+        with torch.device(device):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(prev)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.uniform_(0.5, 1.5)  # non-trivial scales (WINA's transform folds them)
+            else:
+                p.normal_(0.0, 0.02)
+    return model.eval()
+
+
+def method_config(method: str, sparsity: float, overrides: list[str]):
+    """The frozen method config that ``python run.py method=<method> sparsity=<s> <overrides>`` would use."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments.harness.schema import CONF_DIR, register_schemas
+    from experiments.harness.sparsity import calibration_config
+    from experiments.harness.sparsity import method_config as from_run_config
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"method={method}", f"sparsity={sparsity}", *overrides])
+    return from_run_config(cfg), calibration_config(cfg), cfg.method.label
+
+
+class Decoder:
+    """Static-cache decode of one sequence; ``step()`` advances one token (graph-capturable)."""
+
+    def __init__(self, model, prompt: torch.Tensor, max_len: int) -> None:
+        from transformers import StaticCache
+
+        self.model = model
+        dev = prompt.device
+        self.cache = StaticCache(config=model.config, max_batch_size=1, max_cache_len=max_len, device=dev,
+                                 dtype=next(model.parameters()).dtype)
+        n = prompt.shape[1]
+        with torch.no_grad():
+            out = model(prompt, past_key_values=self.cache, cache_position=torch.arange(n, device=dev), use_cache=True)
+        self.ids = out.logits[:, -1:].argmax(-1)
+        self.pos = torch.tensor([n], device=dev)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        out = self.model(self.ids, past_key_values=self.cache, cache_position=self.pos,
+                         position_ids=self.pos.unsqueeze(0), use_cache=True)
+        self.ids.copy_(out.logits[:, -1:].argmax(-1))
+        self.pos.add_(1)
+
+
+def time_decode(model, prompt, steps: int, graphs: bool, warmup: int = 3) -> float:
+    """Seconds per decode step (median over repeats of ``steps`` graph replays, or eager steps)."""
+    dec = Decoder(model, prompt, prompt.shape[1] + warmup + steps * 6 + 8)
+    for _ in range(warmup):
+        dec.step()
+    run = dec.step
+    if graphs:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            dec.step()
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            dec.step()
+        run = graph.replay
+    sync = torch.cuda.synchronize if prompt.is_cuda else (lambda: None)
+    times = []
+    for _ in range(5):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            run()
+        sync()
+        times.append((time.perf_counter() - t0) / steps)
+    return statistics.median(times)
+
+
+def measured_sparsity(model, sp, prompt, steps: int) -> float:
+    dec = Decoder(model, prompt, prompt.shape[1] + steps + 2)
+    sp.set_counting(True)
+    sp.reset_counts()
+    for _ in range(steps):
+        dec.step()
+    value = sp.measured(model).overall
+    sp.set_counting(False)
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=32)
+    ap.add_argument("--methods", default="teal,wina", help="options of conf/method (comma-separated)")
+    ap.add_argument("--sparsities", default="0.5,0.65")
+    ap.add_argument("--override", action="append", default=None,
+                    help="a run.py override applied to every method (repeatable); default method.allocation=uniform")
+    ap.add_argument("--steps", type=int, default=64, help="decode steps per timed repeat")
+    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--no-graphs", action="store_true")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", default=None, help="folder for bench_decode.md (default: print only)")
+    args = ap.parse_args(argv)
+    from wina import sparsify_
+
+    overrides = args.override if args.override is not None else ["method.allocation=uniform"]
+    dev, dtype = torch.device(args.device), torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    graphs = dev.type == "cuda" and not args.no_graphs
+    gen = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, LLAMA3_8B["vocab_size"], (1, args.prompt), generator=gen).to(dev)
+    calib = torch.randint(0, LLAMA3_8B["vocab_size"], (8, 128), generator=gen)
+
+    rows = []
+    model = build_model(args.layers, args.device, dtype)
+    dense = time_decode(model, prompt, args.steps, graphs)
+    rows.append(["dense", 0.0, "-", "-", 1 / dense, 1.0])
+    print(f"dense: {1 / dense:.1f} tok/s", flush=True)
+    for method in args.methods.split(","):
         for s in (float(v) for v in args.sparsities.split(",")):
-            model.calibrate(s, mode, args.calib_steps, 0, gen)
-            model.mode = mode
-            meas = model.measured_sparsity(8, args.calib_steps)
-            tps = time_decode(model, args.start, args.tokens)
-            rows.append(dict(mode=mode, sparsity=s, measured=round(meas, 3), tok_s=round(tps, 1),
-                             speedup=round(tps / dense_tps, 3)))
-            print(rows[-1], flush=True)
-    head = (f"device: {dev}, torch {torch.__version__}, layers {args.layers}, batch 1, bf16, "
-            f"max_len {args.max_len}, glue {'torch.compile' if compiled else 'eager'}, CUDA graph per step\n"
-            f"command: {cmd}")
-    md = ["# End-to-end decode (Llama-3-8B shapes, random weights)", "", head.replace("\n", "  \n"), "",
-          "measured = byte-weighted fraction of skipped weight rows on fresh decode steps "
-          "(thresholds calibrated on other steps).", "",
-          "| mode | sparsity | measured | tokens/s | speed-up vs dense |", "|---|---|---|---|---|"]
-    md += [f"| {r['mode']} | {r['sparsity']} | {r['measured']} | {r['tok_s']} | {r['speedup']} |" for r in rows]
-    text = "\n".join(md) + "\n"
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, f"bench_decode_L{args.layers}.md"), "w") as f:
-        f.write(text)
-    print()
+            del model
+            torch.cuda.empty_cache() if dev.type == "cuda" else None
+            model = build_model(args.layers, args.device, dtype)
+            cfg, calibration, label = method_config(method, s, overrides)
+            sp = sparsify_(model, cfg, calib, calibration=calibration)
+            measured = measured_sparsity(model, sp, prompt, 16)
+            t = time_decode(model, prompt, args.steps, graphs)
+            rows.append([label, s, " ".join(overrides), measured, 1 / t, dense / t])
+            print(f"{label} s={s}: measured {measured:.3f}, {1 / t:.1f} tok/s, {dense / t:.2f}x dense", flush=True)
+    device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    table = markdown_table(["config", "target", "overrides", "measured sparsity", "tokens/s", "speed-up"], rows, ".3f")
+    text = (f"# Decode, Llama-3-8B shapes ({args.layers} layers), random bf16 weights, batch 1\n\n"
+            f"Device: {device}; torch {torch.__version__}; CUDA graphs: {graphs}; {args.steps} steps per repeat, "
+            f"median of 5; prompt {args.prompt} tokens.\n\n"
+            f"Command: `python -m experiments.bench.decode {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
+            f"{table}\n")
     print(text)
-    print(f"total {time.time() - t0:.0f}s")
+    if args.out:
+        from pathlib import Path
+
+        from wina.atomic import atomic_file
+
+        with atomic_file(Path(args.out) / f"bench_decode_L{args.layers}.md") as fh:
+            fh.write(text)
 
 
 if __name__ == "__main__":

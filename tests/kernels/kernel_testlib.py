@@ -13,9 +13,9 @@ def rand_x(M, K, dtype, dev, gen, zeros_frac=0.0):
 
 
 def ref_mask(x, threshold, scale=None):
-    """The gate the kernel must compute (``kernels.score``, the definition the harness's gates use), on the CPU."""
-    cpu = (lambda v: v.cpu() if torch.is_tensor(v) else v)  # noqa: E731
-    return threshold_mask(x.cpu(), cpu(threshold), cpu(scale))
+    """The gate the kernel must compute: ``kernels.score``'s definition (the harness's gates use it) on fp32 values."""
+    cpu = (lambda v: v.float().cpu() if torch.is_tensor(v) else v)  # noqa: E731
+    return threshold_mask(cpu(x), cpu(threshold), cpu(scale))
 
 
 def ref_out(x, w_t, threshold, bias=None, scale=None):
