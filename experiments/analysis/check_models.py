@@ -10,6 +10,7 @@ import math
 import torch
 from experiments.harness.models import load_model
 from experiments.harness.schema import load_option
+from experiments.harness.tables import markdown_table
 from wina import build_config, sparsify_
 
 PROSE = (
@@ -33,19 +34,21 @@ def check(name: str) -> dict:
     sp.reset_counts()
     gated(ids)
     return {"model": name, "class": type(lm.model).__name__, "perplexity": math.exp(ref.loss.item()),
-            "transform_rel_logit_diff": diff.item(), "wina50_measured": sp.measured(gated)["overall"]}
+            "transform_rel_logit_diff": diff.item(), "wina50_measured": sp.measured(gated).overall}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-0.5b", "gemma3-270m"])
     args = ap.parse_args()
-    print("| model | class | perplexity (prose) | transform: relative logit change | WINA 50%: measured |")
-    print("|---|---|---|---|---|")
+    rows = []
     for name in args.models:
         r = check(name)
-        print(f"| {r['model']} | {r['class']} | {r['perplexity']:.2f} | {r['transform_rel_logit_diff']:.1e} | "
-              f"{r['wina50_measured']:.4f} |", flush=True)
+        print(f"{name}: {r}", flush=True)
+        rows.append([r["model"], r["class"], f"{r['perplexity']:.2f}", f"{r['transform_rel_logit_diff']:.1e}",
+                     f"{r['wina50_measured']:.4f}"])
+    print(markdown_table(["model", "class", "perplexity (prose)", "transform: relative logit change",
+                          "WINA 50%: measured"], rows))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from experiments.harness.tables import markdown_table
 from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config
-from kernels.score import topk_threshold_torch
+from kernels.score import threshold_mask, topk_threshold_torch
 from kernels.select import calibrate_threshold, topk_threshold
 
 SHAPES = [(14336, 4096), (4096, 14336), (4096, 4096), (17920, 5120)]
@@ -109,7 +109,7 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
     # TEAL-style scalar threshold for the target per-row sparsity (each row independent)
     t = calibrate_threshold(torch.cat(xs[:4]), None, s) if s > 0 else 0.0
     thr = torch.tensor(t, device="cuda", dtype=torch.float32)  # tensor: kernel even at s = 0
-    masks = [(x.float().abs() > t) for x in xs]
+    masks = [threshold_mask(x.float(), t) for x in xs]
     row_density = statistics.mean(m.float().mean().item() for m in masks)
     union = statistics.mean(m.any(0).float().mean().item() for m in masks)
 
