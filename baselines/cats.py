@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wina.config import ThresholdConfig
-from wina.errors import NotReachable
+from wina.config import SparsityConfig
+from wina.errors import NotReachable, SparsityError
 from wina.gated import ThresholdGate
 from wina.registry import Method, register
 from wina.targets import Target
 
 
 @dataclass(frozen=True)
-class CatsConfig(ThresholdConfig):
-    pass
+class CatsConfig(SparsityConfig):
+    mask: str = "threshold"  # CATS's rule; the only one offered
+
+    def check(self) -> None:
+        super().check()
+        if self.mask != "threshold":
+            raise SparsityError(f"mask={self.mask!r}: CATS thresholds the MLP activation; accepted: threshold")
 
 
 @register
@@ -25,10 +30,9 @@ class Cats(Method):
     name = "cats"
     config_cls = CatsConfig
     gates_activations = True
-    needs_samples = True
 
     def make_gate(self, target: Target, sample) -> ThresholdGate:
-        return ThresholdGate(sample)
+        return ThresholdGate(sample, rule=self.config.threshold_rule)
 
     def uniform_levels(self, targets, sparsity, params):
         share = (params["up"] + params["down"]) / sum(params.values())

@@ -55,3 +55,36 @@ def quantile_threshold(sorted_scores: torch.Tensor, level: float) -> float:
 def sorted_scores(sample: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """fp32 scores of a calibration sample ``[..., in]`` (or flat, with ``scale=None``), flattened and sorted."""
     return channel_score(sample.detach().float(), scale).flatten().sort().values
+
+
+class SignedHistogram:
+    """TEAL's threshold rule (``threshold_rule=histogram``): a 10,000-bin histogram of *signed* activations whose two
+    outer bins lump the 1% tails, read as a CDF with cumulative counts at the bin centres and linear interpolation
+    between them; the threshold for skipping a ``level`` fraction is ``icdf(0.5 + level / 2)`` (``|x| <= t`` then
+    holds ``level`` of a distribution symmetric about 0)."""
+
+    BINS, TAIL = 10_000, 0.01
+
+    def __init__(self, values: torch.Tensor) -> None:
+        acts = values.detach().float().flatten().cpu().sort().values
+        n = acts.numel()
+        tail = max(1, int(self.TAIL * n))
+        inner = torch.linspace(float(acts[tail]), float(acts[n - tail]), self.BINS - 1)
+        edges = torch.unique(torch.cat([acts[:1], inner, acts[-1:]]))  # sorted; ties only in degenerate samples
+        counts = torch.histogram(acts, bins=edges).hist.double()
+        self.centers = ((edges[1:] + edges[:-1]) / 2).double()
+        self.cum = counts.cumsum(0)
+
+    def icdf(self, q: float) -> float:
+        target = q * float(self.cum[-1])
+        i = int(torch.searchsorted(self.cum, torch.tensor([target], dtype=torch.float64)))
+        if i <= 0:
+            return float(self.centers[0])
+        if i >= self.cum.numel():
+            return float(self.centers[-1])
+        c0, c1 = float(self.cum[i - 1]), float(self.cum[i])
+        frac = 0.0 if c1 == c0 else (target - c0) / (c1 - c0)
+        return float(self.centers[i - 1] + frac * (self.centers[i] - self.centers[i - 1]))
+
+    def threshold(self, level: float) -> float:
+        return float("-inf") if level <= 0 else self.icdf(0.5 + level / 2)

@@ -6,10 +6,10 @@ are imported (``import baselines.teal``). The library imports nothing from the h
 
 from wina.api import MeasuredSparsity, Sparsified, sparsify_
 from wina.calibrate import CalibrationConfig
-from wina.config import SparsityConfig, ThresholdConfig
+from wina.config import SparsityConfig
 from wina.errors import NotReachable, SparsityError
 from wina.registry import Method, build_config, register
 from wina.wina_method import WinaConfig
 
 __all__ = ["sparsify_", "build_config", "register", "Method", "Sparsified", "MeasuredSparsity", "SparsityConfig",
-           "ThresholdConfig", "WinaConfig", "CalibrationConfig", "NotReachable", "SparsityError"]
+           "WinaConfig", "CalibrationConfig", "NotReachable", "SparsityError"]

@@ -22,10 +22,10 @@ import torch.nn as nn
 
 from wina import allocate
 from wina.atomic import atomic_file
-from wina.calibrate import CalibrationConfig, capture_layer_io, collect_samples, sequential_samples_
+from wina.calibrate import CalibrationConfig, capture_layer_io, collect_samples, sequential_samples_, share_by_site
 from wina.config import SparsityConfig
 from wina.errors import SparsityError
-from wina.gated import Counter, Gate, GatedActivation, GatedLinear
+from wina.gated import Counter, Gate, GatedActivation, GatedLinear, TokenPolicy
 from wina.registry import Method, method_for
 from wina.targets import Target, activation_targets, block_params, decoder_layers, linear_targets
 
@@ -90,13 +90,14 @@ def _targets(model: nn.Module, method: Method) -> list[Target]:
     return activation_targets(model) if method.gates_activations else linear_targets(model)
 
 
-def _install(targets: list[Target], gates: dict[str, Gate], dense_prefix: float, kernel: str = "off") -> dict[str, Counter]:
+def _install(targets: list[Target], gates: dict[str, Gate], tokens: TokenPolicy | None = None,
+             kernel: str = "off") -> dict[str, Counter]:
     modules = {}
     for t in targets:
         if t.kind == "act":
-            new = GatedActivation(t.module, gates[t.key], dense_prefix)
+            new = GatedActivation(t.module, gates[t.key], tokens)
         else:
-            new = GatedLinear(t.module, gates[t.key], dense_prefix, kernel)
+            new = GatedLinear(t.module, gates[t.key], tokens, kernel)
         setattr(t.parent, t.attr, new)
         modules[t.key] = new
     return modules
@@ -140,7 +141,7 @@ def _greedy_curves(model, targets: list[Target], gates: dict[str, Gate], tokens:
     """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates."""
     n = min(config.greedy_samples, tokens.shape[0])
     inputs, kwargs = capture_layer_io(model, tokens[:n], batch_size=n)  # one replay per trial
-    modules = _install(targets, gates, 0.0)
+    modules = _install(targets, gates)  # every position gated: the search measures the tail of each sequence
     try:
         by_layer = [{t.kind: gates[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
         return allocate.greedy_curves(decoder_layers(model), by_layer, inputs, kwargs, params,
@@ -167,12 +168,15 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
 
     needs_calib = method.needs_samples or config.allocation == "greedy"
     if needs_calib and calibration_tokens is None:
-        raise SparsityError(f"method {method.name} with allocation={config.allocation} needs calibration tokens")
+        raise SparsityError(f"method {method.name} with mask={config.mask} and allocation={config.allocation} needs "
+                            f"calibration tokens")
     cache = _CalibrationCache(model, method, calibration_tokens, calibration, cache_dir) if needs_calib else None
     samples = {}
     if method.needs_samples:
         samples = cache.get("samples", lambda: collect_samples(model, targets, calibration_tokens,
                                                                calibration.samples_per_target, calibration.seed))
+        if config.threshold_rule == "histogram":
+            samples = share_by_site(samples, targets)
     gates = {t.key: method.make_gate(t, samples.get(t.key)) for t in targets}
     dev = next(model.parameters()).device
     for g in gates.values():
@@ -185,7 +189,8 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
 
     for k, g in gates.items():
         g.set_level(levels[k])
-    modules = _install(targets, gates, config.dense_prefix, config.kernel)
-    if method.needs_samples and getattr(config, "thresholds_from", "dense") == "sparse" and config.sparsity > 0:
-        sequential_samples_(model, targets, gates, calibration_tokens, calibration.samples_per_target, calibration.seed)
+    modules = _install(targets, gates, TokenPolicy(config.dense_prefix, config.dense_prefix_rounding), config.kernel)
+    if method.needs_samples and config.thresholds_from == "sparse" and config.sparsity > 0:
+        sequential_samples_(model, targets, gates, calibration_tokens, calibration.samples_per_target, calibration.seed,
+                            shared_sites=config.threshold_rule == "histogram")
     return Sparsified(method=method, targets=targets, modules=modules, levels=levels, facts=facts)

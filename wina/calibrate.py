@@ -82,9 +82,11 @@ class _Sampler:
 
     def _hook(self, key: str):
         def hook(module, args, output=None):
-            x = (args[0] if output is None else output).detach().flatten().float().cpu()
+            x = (args[0] if output is None else output).detach()
+            width = x.shape[-1]
+            x = x.flatten().float().cpu()
             idx = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
-            self.chunks[key].append(x[idx])
+            self.chunks[key].append(torch.stack([x[idx], (idx % width).float()]))  # values; their channels
         return hook
 
     def __enter__(self):
@@ -95,7 +97,8 @@ class _Sampler:
             h.remove()
 
     def samples(self) -> dict[str, torch.Tensor]:
-        return {k: torch.cat(v) for k, v in self.chunks.items() if v}
+        """``[2, n]`` per target: sampled values and the input channel each came from."""
+        return {k: torch.cat(v, dim=1) for k, v in self.chunks.items() if v}
 
 
 @torch.no_grad()
@@ -110,9 +113,23 @@ def collect_samples(model: nn.Module, targets: list[Target], tokens: torch.Tenso
 SITE_ORDER = ("attn_in", "attn_out", "mlp_in", "mlp_act", "mlp_mid")
 
 
+def share_by_site(samples: dict[str, torch.Tensor], targets: list[Target]) -> dict[str, torch.Tensor]:
+    """One sample per shared input: every target of a (layer, site) gets the union of their samples (TEAL builds
+    one histogram for q/k/v, one for gate/up)."""
+    groups: dict[tuple, list[str]] = {}
+    for t in targets:
+        if t.key in samples:
+            groups.setdefault((t.layer, t.site), []).append(t.key)
+    out = {}
+    for keys in groups.values():
+        merged = torch.cat([samples[k] for k in keys], dim=-1)
+        out.update({k: merged for k in keys})
+    return out
+
+
 @torch.no_grad()
 def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, tokens: torch.Tensor,
-                        per_target: int, seed: int = 0) -> None:
+                        per_target: int, seed: int = 0, shared_sites: bool = False) -> None:
     """Re-calibrate threshold gates in forward order on the *sparsified* upstream.
 
     Layer by layer and, inside a layer, site by site (attention input, attention output, MLP input, MLP
@@ -131,7 +148,8 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
             with _Sampler(group, quota, seed + i) as sampler:
                 for x, kw in zip(hidden, kwargs):
                     layer(x, **kw)
-            for key, sample in sampler.samples().items():
+            drawn = sampler.samples()
+            for key, sample in (share_by_site(drawn, group) if shared_sites else drawn).items():
                 gates[key].resample(sample)
         hidden = [first_output(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
 

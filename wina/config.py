@@ -1,5 +1,5 @@
-"""The frozen configs every method shares. Each default lives here, once; the harness derives its typed Hydra
-schema from these dataclasses (``experiments/harness/schema.py``)."""
+"""The frozen configs every method shares. Each default lives here, once (a method's own defaults in its config
+subclass); the harness derives its typed Hydra schema from these dataclasses (``experiments/harness/schema.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from wina.errors import SparsityError
 
 ALLOCATIONS = ("uniform", "greedy")
 KERNEL_MODES = ("auto", "off")
+MASKS = ("topk", "threshold")
 THRESHOLD_SOURCES = ("sparse", "dense")
+THRESHOLD_RULES = ("quantile", "histogram")
+PREFIX_ROUNDINGS = ("wina", "floor")
 
 
 def check_choice(key: str, value, accepted) -> None:
@@ -20,8 +23,15 @@ def check_choice(key: str, value, accepted) -> None:
 @dataclass(frozen=True)
 class SparsityConfig:
     sparsity: float = 0.5
+    mask: str = "topk"  # topk: the k = int(in (1 - level)) best channels per token; threshold: a calibrated cut
     allocation: str = "uniform"  # uniform | greedy (TEAL's block-wise search)
-    dense_prefix: float = 0.0  # leading fraction of each sequence left dense (WINA reference: 0.01)
+    # Which positions are gated (the harness's token policy sets these for every method alike): the leading
+    # positions of each sequence left dense; decode steps (one position) are always gated.
+    dense_prefix: float = 0.0  # fraction of positions left dense
+    dense_prefix_rounding: str = "wina"  # wina: L - int((1 - f) L) dense (microsoft/wina, TEAL); floor: int(f L) (R-Sparse)
+    # mask=threshold: where the thresholds come from
+    thresholds_from: str = "sparse"  # sparse: re-calibrated layer by layer on the sparsified upstream; dense: TEAL
+    threshold_rule: str = "quantile"  # quantile: exact quantile of the score; histogram: TEAL's icdf(0.5 + s/2)
     greedy_step: float = 0.05
     greedy_samples: int = 8  # calibration sequences the greedy search replays
     greedy_max: float = 0.9  # the greedy curve is computed up to this block sparsity (cached, reused by sweeps)
@@ -30,8 +40,12 @@ class SparsityConfig:
     def check(self) -> None:
         if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) or not 0.0 <= self.sparsity < 1.0:
             raise SparsityError(f"sparsity={self.sparsity!r} is outside [0, 1)")
+        check_choice("mask", self.mask, MASKS)
         check_choice("kernel", self.kernel, KERNEL_MODES)
         check_choice("allocation", self.allocation, ALLOCATIONS)
+        check_choice("thresholds_from", self.thresholds_from, THRESHOLD_SOURCES)
+        check_choice("threshold_rule", self.threshold_rule, THRESHOLD_RULES)
+        check_choice("dense_prefix_rounding", self.dense_prefix_rounding, PREFIX_ROUNDINGS)
         if not 0.0 <= self.dense_prefix < 1.0:
             raise SparsityError(f"dense_prefix={self.dense_prefix!r} is outside [0, 1)")
         if not 0.0 < self.greedy_step <= 1.0:
@@ -40,16 +54,3 @@ class SparsityConfig:
             raise SparsityError(f"greedy_samples={self.greedy_samples!r} must be a positive integer")
         if self.allocation == "greedy" and self.sparsity > self.greedy_max:
             raise SparsityError(f"sparsity={self.sparsity} is above greedy_max={self.greedy_max}; raise greedy_max")
-
-
-@dataclass(frozen=True)
-class ThresholdConfig(SparsityConfig):
-    """For methods with calibrated thresholds: ``sparse`` re-calibrates them layer by layer on the sparsified
-    upstream (measured sparsity then matches the target); ``dense`` keeps thresholds from the dense model's
-    activations, as TEAL's reference does (the measured sparsity then overshoots at high targets)."""
-
-    thresholds_from: str = "sparse"
-
-    def check(self) -> None:
-        super().check()
-        check_choice("thresholds_from", self.thresholds_from, THRESHOLD_SOURCES)

@@ -45,8 +45,16 @@ class FlopsReport:
     effective_gflops: float  # the same at the measured sparsity, plus low-rank terms and rotations
     ratio: float  # effective / dense, in MACs
     paper_gflops_dense: float  # the WINA paper's Table 5 convention: linear MACs only (projections + lm_head)
-    paper_gflops_effective: float
+    paper_gflops_effective: float  # ... at the measured sparsity; omits WINA's rotations, as the paper does
+    paper_gflops_effective_with_rotations: float  # the same convention counting the rotations (2 d^2 per layer)
     parts_gmacs: dict[str, float]
+
+
+def table5_gflops(model: nn.Module, sparsity: float) -> float:
+    """The WINA paper's Table 5 "GFLOPs per token": linear MACs of the seven projections at a uniform ``sparsity``
+    plus the dense lm_head (no attention scores, no rotations). Needs only shapes: works on the meta device."""
+    proj = sum(block_params(model).values()) * len(decoder_layers(model))
+    return (proj * (1.0 - sparsity) + lm_head_macs(model)) * 1e-9
 
 
 def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> FlopsReport:
@@ -75,6 +83,7 @@ def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> F
         ratio=eff_total / dense_total,
         paper_gflops_dense=(proj_dense + head) * g,
         paper_gflops_effective=(proj_eff + head) * g,
+        paper_gflops_effective_with_rotations=(proj_eff + head + transform) * g,
         parts_gmacs={
             "projections_dense": proj_dense * g,
             "projections_effective": (proj_dense - skipped) * g,

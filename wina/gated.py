@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kernels import dispatch
-from kernels.score import quantile_threshold, sorted_scores, threshold_mask, topk_mask
+from kernels.score import SignedHistogram, quantile_threshold, sorted_scores, threshold_mask, topk_mask
 from wina.config import KERNEL_MODES
+from wina.errors import SparsityError
 
 
 class Gate(nn.Module):
@@ -65,28 +66,59 @@ class TopKGate(Gate):
         return topk_threshold(x, self.keep_count(x.shape[-1]), self.scale), self.scale
 
 
-class ThresholdGate(Gate):
-    """``|x| > t`` with ``t`` the ``level`` quantile of a calibration sample of ``|x|``."""
+def sample_scores(sample: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Sorted fp32 scores of a calibration sample: ``[2, n]`` rows (values; their channel indices, as
+    ``wina.calibrate`` collects them) or ``[n]`` values (plain ``|x|`` only)."""
+    if sample.dim() == 2 and sample.shape[0] == 2:
+        values, channels = sample[0], sample[1].long()
+        if scale is not None:
+            return sorted_scores(values.abs() * scale.float().to(values.device)[channels])
+        return sorted_scores(values)
+    if scale is not None:
+        raise ValueError("a weight-informed threshold needs the channel of every sample value")
+    return sorted_scores(sample)
 
-    def __init__(self, sample: torch.Tensor) -> None:
+
+class ThresholdGate(Gate):
+    """``|x| * scale > t``, ``t`` from a calibration sample: the ``level`` quantile of the same score
+    (``rule="quantile"``), or TEAL's ``icdf(0.5 + level / 2)`` of a histogram of the signed values
+    (``rule="histogram"``, plain ``|x|`` only)."""
+
+    def __init__(self, sample: torch.Tensor, scale: torch.Tensor | None = None, rule: str = "quantile") -> None:
         super().__init__()
-        self.register_buffer("sorted", sorted_scores(sample), persistent=False)
+        if rule == "histogram" and scale is not None:
+            raise SparsityError("threshold_rule=histogram is TEAL's rule on signed activations; it takes no "
+                                "weight-informed scale (use threshold_rule=quantile)")
+        self.rule = rule
+        self.register_buffer("scale", None if scale is None else scale.detach().float().clone(), persistent=False)
         self.threshold = float("-inf")
+        self._calibrate(sample)
+
+    def _calibrate(self, sample: torch.Tensor) -> None:
+        sample = sample.cpu()
+        if self.rule == "histogram":
+            self.histogram = SignedHistogram(sample[0] if sample.dim() == 2 else sample)
+        else:
+            scale = None if self.scale is None else self.scale.cpu()
+            self.sorted = sample_scores(sample, scale)
 
     def resample(self, sample: torch.Tensor) -> None:
         """Replace the calibration sample and re-apply the current level."""
-        self.sorted = sorted_scores(sample).to(self.sorted.device)
+        self._calibrate(sample)
         self.set_level(self.level)
 
     def set_level(self, level: float) -> None:
         super().set_level(level)
-        self.threshold = quantile_threshold(self.sorted, level)
+        if self.rule == "histogram":
+            self.threshold = self.histogram.threshold(level)
+        else:
+            self.threshold = quantile_threshold(self.sorted, level)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        return threshold_mask(x, self.threshold)
+        return threshold_mask(x, self.threshold, self.scale)
 
     def kernel_args(self, x: torch.Tensor):
-        return self.threshold, None
+        return self.threshold, self.scale
 
 
 class Counter:
@@ -119,19 +151,28 @@ class Counter:
         return None if seen == 0 else 1.0 - self.kept / seen
 
 
-def dense_prefix_len(seq_len: int, frac: float) -> int:
-    """Leading positions left dense (the WINA reference: ``L - int((1 - frac) * L)``); decode steps are gated."""
+def dense_prefix_len(seq_len: int, frac: float, rounding: str = "wina") -> int:
+    """Leading positions left dense: ``L - int((1 - frac) L)`` (``rounding="wina"``: microsoft/wina at 0.01, TEAL's
+    ``L - L // 2`` at 0.5) or ``int(frac L)`` (``rounding="floor"``: R-Sparse at 0.9). Decode steps (one position)
+    are gated."""
     if frac <= 0 or seq_len <= 1:
         return 0
-    return seq_len - int((1.0 - frac) * seq_len)
+    return seq_len - int((1.0 - frac) * seq_len) if rounding == "wina" else int(frac * seq_len)
 
 
-def _apply_prefix(mask: torch.Tensor, frac: float) -> torch.Tensor:
-    if mask.dim() >= 3:
-        p = dense_prefix_len(mask.shape[-2], frac)
-        if p:
-            mask[..., :p, :] = True
-    return mask
+class TokenPolicy:
+    """Which positions of a sequence a gated module gates (shared by every gated module of a model)."""
+
+    def __init__(self, dense_prefix: float = 0.0, rounding: str = "wina") -> None:
+        self.dense_prefix, self.rounding = dense_prefix, rounding
+
+    def apply_(self, mask: torch.Tensor) -> torch.Tensor:
+        """Set the dense prefix of a ``[..., L, in]`` mask to keep-all (in place)."""
+        if mask.dim() >= 3:
+            p = dense_prefix_len(mask.shape[-2], self.dense_prefix, self.rounding)
+            if p:
+                mask[..., :p, :] = True
+        return mask
 
 
 class GatedLinear(nn.Module, Counter):
@@ -141,7 +182,7 @@ class GatedLinear(nn.Module, Counter):
     fp16/bf16) and the gate is a threshold on ``|x| * scale``, the Triton kernel reads only the kept weight rows;
     everything else takes the PyTorch path. Both compute the same function."""
 
-    def __init__(self, linear: nn.Linear, gate: Gate, dense_prefix: float = 0.0, kernel: str = "auto") -> None:
+    def __init__(self, linear: nn.Linear, gate: Gate, tokens: TokenPolicy | None = None, kernel: str = "auto") -> None:
         super().__init__()
         if kernel not in KERNEL_MODES:
             raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
@@ -149,7 +190,7 @@ class GatedLinear(nn.Module, Counter):
         self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.gate = gate
-        self.dense_prefix = dense_prefix
+        self.tokens = tokens or TokenPolicy()
         self.kernel = kernel
         self._w_t = None
         self.reset_counts()
@@ -170,7 +211,7 @@ class GatedLinear(nn.Module, Counter):
         if self.kernel == "auto" and dispatch.kernel_applies(x, self.weight):
             if (args := self.gate.kernel_args(x)) is not None:
                 return self._kernel_forward(x, *args)
-        mask = _apply_prefix(self.gate.mask(x), self.dense_prefix)
+        mask = self.tokens.apply_(self.gate.mask(x))
         self.count(mask, x)
         y = F.linear(x * mask, self.weight, self.bias)
         extra = self.gate.residual(x * ~mask)
@@ -183,15 +224,15 @@ class GatedLinear(nn.Module, Counter):
 class GatedActivation(nn.Module, Counter):
     """``a = act(x); a * mask(a)``: CATS's threshold on ``silu(gate_proj(x))``."""
 
-    def __init__(self, act: nn.Module, gate: Gate, dense_prefix: float = 0.0) -> None:
+    def __init__(self, act: nn.Module, gate: Gate, tokens: TokenPolicy | None = None) -> None:
         super().__init__()
         self.act = act
         self.gate = gate
-        self.dense_prefix = dense_prefix
+        self.tokens = tokens or TokenPolicy()
         self.reset_counts()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.act(x)
-        mask = _apply_prefix(self.gate.mask(a), self.dense_prefix)
+        mask = self.tokens.apply_(self.gate.mask(a))
         self.count(mask, a)
         return a * mask

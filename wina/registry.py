@@ -25,10 +25,14 @@ class Method:
     name: ClassVar[str]
     config_cls: ClassVar[type[SparsityConfig]]
     gates_activations: ClassVar[bool] = False  # CATS: gate the MLP activation instead of projection inputs
-    needs_samples: ClassVar[bool] = False  # quantile thresholds from calibration activations
 
     def __init__(self, config: SparsityConfig) -> None:
         self.config = config
+
+    @property
+    def needs_samples(self) -> bool:
+        """Calibration activations are needed for threshold masks (quantiles of the score)."""
+        return self.config.mask == "threshold"
 
     def prepare_(self, model: nn.Module, targets: list[Target]) -> dict:
         """Change the model before gating (e.g. WINA's transform); returns facts for the record."""

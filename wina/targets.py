@@ -53,9 +53,17 @@ class Target:
         return getattr(self.parent, self.attr)
 
 
+# Families whose projections are fused into one linear: refused with the reason (microsoft/wina gives every fused
+# projection the weight-informed score; this harness gates q/k/v and gate/up separately and does not split them).
+FUSED = {"phi3": "qkv_proj and gate_up_proj"}
+
+
 def model_type(model: nn.Module) -> str:
     cfg = getattr(model, "config", None)
     mt = getattr(getattr(cfg, "text_config", None), "model_type", None) or getattr(cfg, "model_type", None)
+    if mt in FUSED:
+        raise SparsityError(f"model type {mt!r} fuses its projections ({FUSED[mt]}); the methods here gate q/k/v and "
+                            f"gate/up as separate linears, so it is not supported; supported: {', '.join(SUPPORTED)}")
     if mt not in SUPPORTED:
         raise SparsityError(f"model type {mt!r} is not supported by the sparsity methods; supported: {', '.join(SUPPORTED)}")
     return mt

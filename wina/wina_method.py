@@ -1,11 +1,15 @@
-"""WINA: keep, per token, the channels with the largest ``|x_i| * ||W[:, i]||_2`` (arXiv 2505.19427)."""
+"""WINA: keep, per token, the channels with the largest ``|x_i| * ||W[:, i]||_2`` (arXiv 2505.19427).
+
+``mask=topk`` (the reference's evaluation scripts) keeps exactly k channels per token; ``mask=threshold`` (the
+reference's ``mask_by threshold``, the form a kernel can run) keeps ``|x_i| c_i > t`` with ``t`` calibrated per
+projection on the same score. ``c`` is taken from the weights the model uses, i.e. after the transform."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from wina.config import SparsityConfig, check_choice
-from wina.gated import TopKGate
+from wina.gated import ThresholdGate, TopKGate
 from wina.registry import Method, register
 from wina.targets import KINDS, Target
 from wina.transform import transform_if_asked_
@@ -32,7 +36,10 @@ class Wina(Method):
     def prepare_(self, model, targets: list[Target]) -> dict:
         return transform_if_asked_(model, self.config.transform)
 
-    def make_gate(self, target: Target, sample=None) -> TopKGate:
+    def make_gate(self, target: Target, sample=None):
+        scale = None
         if target.kind in WEIGHT_INFORMED[self.config.weight_informed]:
-            return TopKGate(scale=target.module.weight.float().norm(dim=0))
-        return TopKGate()
+            scale = target.module.weight.float().norm(dim=0)
+        if self.config.mask == "threshold":
+            return ThresholdGate(sample, scale, self.config.threshold_rule)
+        return TopKGate(scale)

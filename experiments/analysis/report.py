@@ -36,24 +36,34 @@ def load_records(folders: list[Path]) -> pd.DataFrame:
                 print(f"warning: skipping corrupt record {path}: {exc}", file=sys.stderr)
                 continue
             row = {"model": r.model["name"], "method": r.label, "sparsity": float(r.config["sparsity"]),
-                   "status": r.status, "limit": r.config.get("limit"), "created": r.created, "record": str(path)}
+                   "status": r.status, "limit": r.config.get("limit"), "created": r.created, "record": str(path),
+                   "tokens": (r.config.get("tokens") or {}).get("name", "all")}  # records before token policies: all
             for task, t in r.tasks.items():
                 row[task] = None if t is None or t.headline is None else 100 * t.headline
             row["average"] = None if r.average is None else 100 * r.average
             row["measured"] = (r.sparsity or {}).get("overall")
             row["gflops_paper"] = (r.flops or {}).get("paper_gflops_effective")
+            row["gflops_with_rotations"] = (r.flops or {}).get("paper_gflops_effective_with_rotations",
+                                                               row["gflops_paper"] if not (r.sparsity or {}).get(
+                                                                   "facts", {}).get("transform") else None)
             row["flops_ratio"] = (r.flops or {}).get("ratio")
             rows.append(row)
     if not rows:
         raise SystemExit(f"error: no run records under {', '.join(map(str, folders))}")
     df = pd.DataFrame(rows).sort_values("created")
-    return df.drop_duplicates(["model", "method", "sparsity", "limit"], keep="last").reset_index(drop=True)
+    return df.drop_duplicates(["model", "method", "sparsity", "limit", "tokens"], keep="last").reset_index(drop=True)
 
 
 def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows: sparsity; columns: method; cells: average headline accuracy, ``n/a`` where the method cannot reach
-    the sparsity, ``-`` where no record exists (not run)."""
-    cell = df.apply(lambda r: "n/a" if r["status"] == "not_reachable" else f"{r['average']:.2f}", axis=1)
+    """Rows: target sparsity; columns: method; cells: average headline accuracy with the sparsity measured during the
+    evaluation in brackets, ``n/a`` where the method cannot reach the target, ``-`` where no record exists."""
+    def cell(r):
+        if r["status"] == "not_reachable":
+            return "n/a"
+        measured = r["measured"]
+        return f"{r['average']:.2f}" + ("" if measured is None or measured != measured else f" ({measured:.3f})")
+
+    cell = df.apply(cell, axis=1)
     table = df.assign(cell=cell).pivot(index="sparsity", columns="method", values="cell").fillna("-")
     table.index = [f"{s:.2f}" for s in table.index]
     table.index.name = "sparsity"
@@ -62,7 +72,8 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def task_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     cols = [t for t in tasks if t in df.columns]
-    out = df.set_index(["method", "sparsity"])[cols + ["average", "measured", "gflops_paper"]].sort_index()
+    out = df.set_index(["method", "sparsity"])[cols + ["average", "measured", "gflops_paper",
+                                                       "gflops_with_rotations"]].sort_index()
     out.index = [f"{m} @ {s:.2f}" for m, s in out.index]
     out.index.name = "method @ target"
     return out
@@ -81,10 +92,11 @@ def plot(df: pd.DataFrame, out: Path, title: str) -> None:
             for ax in axes:
                 ax.axhline(g["average"].iloc[-1], color="k", ls="--", lw=1, label="dense")
             continue
-        axes[0].plot(g["sparsity"] * 100, g["average"], marker="o", label=method)
-        axes[1].plot(g["gflops_paper"], g["average"], marker="o", label=method)
-    axes[0].set(xlabel="target sparsity (%)", ylabel="average accuracy (%)")
-    axes[1].set(xlabel="effective GFLOPs per token (linear MACs, paper convention)", ylabel="average accuracy (%)")
+        measured = g["measured"].fillna(g["sparsity"])
+        axes[0].plot(measured * 100, g["average"], marker="o", label=method)
+        axes[1].plot(g["gflops_with_rotations"].fillna(g["gflops_paper"]), g["average"], marker="o", label=method)
+    axes[0].set(xlabel="sparsity measured during evaluation (%)", ylabel="average accuracy (%)")
+    axes[1].set(xlabel="effective GMACs per token (linear layers + WINA's rotations)", ylabel="average accuracy (%)")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend()
@@ -97,17 +109,22 @@ def plot(df: pd.DataFrame, out: Path, title: str) -> None:
 def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"model", "method", "sparsity", "status", "limit", "created", "record", "average", "measured",
-            "gflops_paper", "flops_ratio"}
+            "gflops_paper", "gflops_with_rotations", "flops_ratio", "tokens"}
     tasks = [c for c in df.columns if c not in meta]
     df.drop(columns=["record"]).to_csv(out_dir / f"{name}.csv", index=False)
     acc = accuracy_table(df)
     per_task = task_table(df, tasks)
     (out_dir / f"{name}.tex").write_text(per_task.to_latex(float_format="%.2f", na_rep="n/a"))
     text = [f"# {name}", "", f"Command: `{command}`", "",
-            "Average headline accuracy (%) by target sparsity (n/a: the method cannot reach that sparsity; "
-            "-: not run):", "",
-            markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, effective GFLOPs/token:", "",
+            "Average headline accuracy (%) by target sparsity, the sparsity measured during the evaluation in "
+            "brackets (n/a: the method cannot reach that sparsity; -: not run):", "",
+            markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, and effective GMACs per token "
+            "in the WINA paper's Table 5 convention (linear layers only) without and with WINA's rotations "
+            "(2 d^2 per layer):", "",
             markdown(per_task, ".3f"), ""]
+    policies = sorted({str(x) for x in df["tokens"]})
+    text.append(f"Token policy (which positions are gated): {', '.join(policies)}"
+                + (" -- this table MIXES token policies." if len(policies) > 1 else "."))
     limits = sorted({str(x) for x in df["limit"]})
     text.append(f"Document limit per task: {', '.join(limits)} (None = full sets).")
     (out_dir / f"{name}.md").write_text("\n".join(text) + "\n")

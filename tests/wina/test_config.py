@@ -1,7 +1,7 @@
 import pytest
 
 from wina import SparsityError, WinaConfig
-from wina.config import SparsityConfig, ThresholdConfig
+from wina.config import SparsityConfig
 
 
 @pytest.mark.parametrize("fields,needle", [
@@ -22,7 +22,9 @@ def test_bad_values_are_refused_by_name(fields, needle):
 
 def test_threshold_source_and_method_options_are_checked():
     with pytest.raises(SparsityError, match="thresholds_from='calib' is not known; accepted: sparse, dense"):
-        ThresholdConfig(thresholds_from="calib").check()
+        SparsityConfig(thresholds_from="calib").check()
+    with pytest.raises(SparsityError, match="mask='random' is not known; accepted: topk, threshold"):
+        SparsityConfig(mask="random").check()
     with pytest.raises(SparsityError, match="weight_informed='some' is not known"):
         WinaConfig(weight_informed="some").check()
     WinaConfig().check()

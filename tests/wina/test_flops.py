@@ -37,3 +37,25 @@ def test_effective_flops_follow_measured_sparsity(smollm2, heldout_tokens):
     assert parts["projections_effective"] == pytest.approx(0.5 * parts["projections_dense"], rel=0.02)
     assert parts["transform"] == pytest.approx(30 * 2 * 576 * 576 * 1e-9)
     assert rep.paper_gflops_effective < rep.paper_gflops_dense
+
+
+@pytest.mark.parametrize("name,make,dense,at65", [
+    ("llama-3-8b", lambda: ("llama", dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                                          num_attention_heads=32, num_key_value_heads=8, vocab_size=128256)), 7.50, 2.97),
+    ("llama-2-7b", lambda: ("llama", dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                          num_attention_heads=32, num_key_value_heads=32, vocab_size=32000)), 6.61, 2.40),
+    ("qwen-2.5-7b", lambda: ("qwen2", dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                                           num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)), 7.07, 2.83),
+])
+def test_table5_of_the_wina_paper_from_public_configs(name, make, dense, at65):
+    """GFLOPs/token of the WINA paper's Table 5 (dense -> 65%), from the models' public shapes on the meta device."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from wina.flops import table5_gflops
+
+    family, shape = make()
+    cfg_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if family == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    with torch.device("meta"):
+        model = model_cls(cfg_cls(**shape, tie_word_embeddings=False))
+    assert round(table5_gflops(model, 0.0), 2) == dense
+    assert round(table5_gflops(model, 0.65), 2) == at65

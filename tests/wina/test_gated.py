@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from wina.gated import Gate, GatedActivation, GatedLinear, ThresholdGate, TopKGate, dense_prefix_len
+from wina.gated import Gate, GatedActivation, GatedLinear, ThresholdGate, TokenPolicy, TopKGate, dense_prefix_len
 
 
 def test_topk_keeps_exactly_k_largest_scores():
@@ -79,11 +79,15 @@ def test_dense_prefix_leaves_leading_positions_dense():
     lin = torch.nn.Linear(16, 8)
     g = TopKGate()
     g.set_level(0.5)
-    gl = GatedLinear(lin, g, dense_prefix=0.1)
-    x = torch.randn(1, 20, 16)
+    gl = GatedLinear(lin, g, TokenPolicy(0.1))
+    x = torch.randn(1, 21, 16)
     y = gl(x)
-    assert torch.allclose(y[:, :2], lin(x[:, :2]))  # 20 - int(0.9 * 20) = 2 dense positions
-    assert not torch.allclose(y[:, 2:], lin(x[:, 2:]))
+    assert torch.allclose(y[:, :3], lin(x[:, :3]))  # 21 - int(0.9 * 21) = 3 dense positions
+    assert not torch.allclose(y[:, 3:], lin(x[:, 3:]))
+    gl.tokens = TokenPolicy(0.1, "floor")  # int(0.1 * 21) = 2
+    y = gl(x)
+    assert torch.allclose(y[:, :2], lin(x[:, :2])) and not torch.allclose(y[:, 2], lin(x[:, 2]))
+    assert dense_prefix_len(7, 0.5, "floor") == 3 and dense_prefix_len(7, 0.5, "wina") == 4
 
 
 # --- GatedLinear's kernel path: single-row calls go through the Triton kernel with the PyTorch path's result.

@@ -53,7 +53,7 @@ def test_unsupported_architecture_is_refused():
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method,fields", [("wina", dict(allocation="uniform")), ("rsparse", dict(alpha=0.9))])
+@pytest.mark.parametrize("method,fields", [("wina", dict(allocation="uniform")), ("rsparse", dict(alpha=0.9, mask="topk"))])
 def test_every_family_is_gated_to_the_target(family, method, fields):
     from wina import build_config, sparsify_
 
@@ -69,3 +69,14 @@ def test_every_family_is_gated_to_the_target(family, method, fields):
     expected = 0.5 if method == "wina" else 1 - 0.5 * 0.9  # R-Sparse: channel sparsity 1 - (1 - s) alpha
     assert abs(sp.measured(model).overall - expected) < 0.02
     assert not torch.allclose(out, dense)
+
+
+def test_fused_projections_are_refused_with_the_reason():
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    from wina import SparsityError, build_config, sparsify_
+
+    with torch.device("meta"):
+        model = Phi3ForCausalLM(Phi3Config(**COMMON, pad_token_id=0))
+    with pytest.raises(SparsityError, match="model type 'phi3' fuses its projections \\(qkv_proj and gate_up_proj\\)"):
+        sparsify_(model, build_config("wina", dict(sparsity=0.5, allocation="uniform")))

@@ -76,3 +76,30 @@ def test_wina_keeps_the_topk_channels_and_measures_the_target(fresh_smollm2, hel
     m = sp.measured(fresh_smollm2)
     assert abs(m.overall - sparsity) < 0.01, m
     assert all(abs(v - sparsity) < 0.01 for v in m.per_kind.values()), m
+
+
+def test_deployable_wina_thresholds_the_weight_informed_score(fresh_smollm2, calib_tokens, heldout_tokens):
+    """mask=threshold: keep |x_i| c_i > t, t the level quantile of the same score on calibration text, with c from
+    the transformed weights; the measured sparsity on held-out text lands near the target."""
+    from wina.calibrate import CalibrationConfig
+
+    calib = CalibrationConfig(n_samples=16, seq_len=128, samples_per_target=65536)
+    cfg = build_config("wina", dict(sparsity=0.5, allocation="uniform", mask="threshold"))
+    sp = sparsify_(fresh_smollm2, cfg, calib_tokens, calibration=calib)
+    checked = []
+
+    def check(module, args, out, key):
+        (x,) = args
+        kind = key.split(".")[1]
+        score = x.abs().float() * (module.weight.float().norm(dim=0) if kind in WEIGHT_INFORMED["paper"] else 1.0)
+        keep = score > module.gate.threshold
+        assert torch.allclose(out, F.linear(x * keep, module.weight, module.bias), atol=1e-5, rtol=1e-4), key
+        checked.append(key)
+
+    hooks = [sp.modules[k].register_forward_hook(lambda m, a, o, k=k: check(m, a, o, k)) for k in ("4.k", "4.gate", "4.q")]
+    sp.reset_counts()
+    _logits(fresh_smollm2, heldout_tokens)
+    for h in hooks:
+        h.remove()
+    assert len(checked) == 3
+    assert abs(sp.measured(fresh_smollm2).overall - 0.5) < 0.04

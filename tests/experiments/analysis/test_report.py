@@ -9,11 +9,12 @@ from experiments.harness.record import RunRecord, TaskResult
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00"):
+def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00", tokens="wina"):
     tasks = {"piqa": TaskResult("piqa", {"acc_norm,none": average}, "acc_norm,none", average, 0.01, 10, 10)} \
         if status == "complete" else {"piqa": None}
     base = dict(created=created, command="test", config={"method": {"name": method, "label": method},
-                                                         "sparsity": sparsity, "limit": None},
+                                                         "sparsity": sparsity, "limit": None,
+                                                         "tokens": {"name": tokens}},
                 model={"name": "m"}, data={}, versions={})
     rec = RunRecord.build(base, status=status, tasks=tasks, wall_time_s=1.0,
                           reason=None if status == "complete" else "cannot")
@@ -31,11 +32,11 @@ def test_table_marks_not_reachable_and_not_run(tmp_path):
     assert len(df) == 3
     table = accuracy_table(df)
     assert table.loc["0.50", "cats"] == "n/a"
-    assert table.loc["0.50", "wina"] == "55.00"
+    assert table.loc["0.50", "wina"] == "55.00 (0.500)"  # measured next to the target
     assert table.loc["0.00", "wina"] == "-"
     md = write_report(df, tmp_path / "out", "t", "cmd")
     text = md.read_text()
-    assert "| 0.50 | n/a |" in text and "cmd" in text
+    assert "| 0.50 | n/a |" in text and "cmd" in text and "MIXES" not in text
     assert (tmp_path / "out" / "t.png").exists() and (tmp_path / "out" / "t.tex").exists()
     assert len(pd.read_csv(tmp_path / "out" / "t.csv")) == 3
 
@@ -53,3 +54,10 @@ def test_committed_records_still_load():
     df = load_records([ROOT / "results" / "comparison" / "h100_fullsets"])
     wina65 = df[(df["method"] == "wina") & (df["sparsity"] == 0.65)]
     assert len(wina65) == 1 and round(float(wina65["average"].iloc[0]), 2) == 41.56
+
+
+def test_a_table_that_mixes_token_policies_says_so(tmp_path):
+    _record(tmp_path / "a", "wina", 0.5, average=0.55)
+    _record(tmp_path / "b", "teal", 0.5, average=0.54, tokens="teal")
+    text = write_report(load_records([tmp_path]), tmp_path / "out", "t", "cmd").read_text()
+    assert "Token policy (which positions are gated): teal, wina -- this table MIXES token policies." in text

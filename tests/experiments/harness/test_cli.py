@@ -22,7 +22,7 @@ from tests.experiments.harness.runner import error_line, run
     (["model=tiny-random", "limit=0.5"], "limit=0.5: Value '0.5' of type 'float' could not be converted to Integer"),
     (["model=tiny-random", "num_fewshot=-1"], "num_fewshot=-1 must be a number of examples >= 0"),
     (["model=tiny-random", "num_fewshot=abc"], "num_fewshot=abc: Value 'abc' of type 'str' could not be converted"),
-    (["model=tiny-random", "+spars=0.5"], "unknown key 'spars'; accepted: model, method, tasks, data, sparsity"),
+    (["model=tiny-random", "+spars=0.5"], "unknown key 'spars'; accepted: model, method, tasks, data, tokens, sparsity"),
     (["model=tiny-random", "method=wina", "method.alocation=uniform"], "unknown key 'method.alocation'; accepted: name, label"),
     (["model=tiny-random", "method=wina", "method.allocation=random"], "allocation='random' is not known"),
     (["model=tiny-random", "method=dense", "sparsity=0.5"], "needs a sparsity method"),

@@ -10,13 +10,26 @@ from omegaconf import OmegaConf
 
 from experiments.harness.cli import group_choices
 from experiments.harness.pipeline import check_config
-from experiments.harness.schema import CONF_DIR, load_option, method_schemas, register_schemas, unknown_keys
+from experiments.harness.schema import (CONF_DIR, RUN_LEVEL, load_option, method_schemas, register_schemas,
+                                        unknown_keys)
 from wina import registry
 
 GROUPS = group_choices(CONF_DIR)
 EXTRA = {("model", "hf"): ["model.id=some-org/some-model"]}
 # What a method YAML may set beyond its name: the harness's deliberate departures from the library defaults.
-DELIBERATE = {"rsparse": {"alpha"}, "teal-transform": {"label", "transform"}}
+DELIBERATE = {"rsparse": {"alpha"}, "teal-transform": {"label", "transform"}, "teal-topk": {"label", "mask"},
+              "wina-notransform": {"label", "transform"}, "wina-threshold": {"label", "mask"}}
+
+
+def _raw_chain(option):
+    """The keys an option's YAML sets, its parents' (``defaults: [teal]``) included."""
+    raw = yaml.safe_load((CONF_DIR / "method" / f"{option}.yaml").read_text()) or {}
+    merged = {}
+    for parent in raw.get("defaults", []):
+        if isinstance(parent, str) and not parent.startswith("/") and parent != "_self_":
+            merged.update(_raw_chain(parent))
+    merged.update({k: v for k, v in raw.items() if k != "defaults"})
+    return merged
 
 
 def _compose(overrides, name="config"):
@@ -60,8 +73,9 @@ def test_method_yaml_restates_no_library_default(option):
         if key in defaults:
             assert value != defaults[key], f"{option}.yaml restates the library default {key}={value!r}"
     # what the composed method node holds is the library default wherever the YAML says nothing
+    chain = _raw_chain(option)
     for key, default in defaults.items():
-        if key != "sparsity" and key not in raw and not (option == "teal-transform" and key == "transform"):
+        if key not in RUN_LEVEL and key not in chain:
             assert cfg.method[key] == default, (option, key)
 
 
@@ -72,7 +86,7 @@ def test_method_schemas_mirror_the_library_configs():
             assert fields == {"name", "label"}
             continue
         lib = {f.name for f in dataclasses.fields(registry.config_class(name))}
-        assert fields == (lib - {"sparsity"}) | {"name", "label"}
+        assert fields == (lib - set(RUN_LEVEL)) | {"name", "label"}
 
 
 @pytest.mark.parametrize("override,error", [
