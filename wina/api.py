@@ -34,8 +34,9 @@ from wina.targets import Target, activation_targets, block_params, decoder_layer
 class MeasuredSparsity:
     """What a sparsified model skipped while it ran: parameter-weighted over all projections of all layers."""
 
-    overall: float | None  # None: nothing ran since the last reset
-    per_kind: dict[str, float]  # mean over layers, per projection kind (or "act" for CATS)
+    overall: float | None  # over the positions the token policy gates; None: nothing ran since the last reset
+    per_kind: dict[str, float]  # mean over layers, per projection kind (or "act" for CATS), gated positions
+    overall_all_positions: float | None  # over every position, dense prefixes included (what FLOPs count)
     target: float
     levels: dict[str, float]  # the level each target was set to ("<layer>.<kind>")
     facts: dict  # what the method's preparation reports (e.g. the transform and its cost)
@@ -63,18 +64,21 @@ class Sparsified:
     def measured(self, model: nn.Module) -> MeasuredSparsity:
         params = block_params(model)
         total = sum(params.values()) * len(decoder_layers(model))
-        skipped = 0.0
+        skipped = skipped_all = 0.0
         per_kind: dict[str, list[float]] = {}
         seen = False
         for t in self.targets:
-            m = self.modules[t.key].measured
+            module = self.modules[t.key]
+            m = module.measured
             if m is None:
                 continue
             seen = True
             skipped += m * t.in_features * t.params_per_channel
+            skipped_all += module.measured_all_positions * t.in_features * t.params_per_channel
             per_kind.setdefault(t.kind, []).append(m)
         return MeasuredSparsity(overall=skipped / total if seen else None,
                                 per_kind={k: sum(v) / len(v) for k, v in per_kind.items()},
+                                overall_all_positions=skipped_all / total if seen else None,
                                 target=self.method.config.sparsity, levels=dict(self.levels), facts=dict(self.facts))
 
 

