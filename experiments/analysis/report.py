@@ -42,6 +42,8 @@ def load_records(folders: list[Path]) -> pd.DataFrame:
                 row[task] = None if t is None or t.headline is None else 100 * t.headline
             row["average"] = None if r.average is None else 100 * r.average
             row["measured"] = (r.sparsity or {}).get("overall")
+            for kind, v in ((r.sparsity or {}).get("per_kind") or {}).items():
+                row[f"measured_{kind}"] = v
             row["gflops_paper"] = (r.flops or {}).get("paper_gflops_effective")
             row["gflops_with_rotations"] = (r.flops or {}).get("paper_gflops_effective_with_rotations",
                                                                row["gflops_paper"] if not (r.sparsity or {}).get(
@@ -79,13 +81,23 @@ def task_table(df: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
     return out
 
 
+def projection_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Sparsity measured on the gated positions, overall and per projection kind, by method and target."""
+    cols = ["measured"] + [c for c in df.columns if c.startswith("measured_")]
+    out = df[df["status"] == "complete"].set_index(["method", "sparsity"])[cols].dropna(how="all").sort_index()
+    out.columns = ["overall"] + [c.removeprefix("measured_") for c in cols[1:]]
+    out.index = [f"{m} @ {s:.2f}" for m, s in out.index]
+    out.index.name = "method @ target"
+    return out
+
+
 def plot(df: pd.DataFrame, out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for method, g in df[df["status"] == "complete"].groupby("method"):
         g = g.sort_values("sparsity")
         if method == "dense":
@@ -99,9 +111,10 @@ def plot(df: pd.DataFrame, out: Path, title: str) -> None:
     axes[1].set(xlabel="effective GMACs per token (linear layers + WINA's rotations)", ylabel="average accuracy (%)")
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     for ext in ("png", "pdf"):
         fig.savefig(out.with_suffix(f".{ext}"), dpi=150)
 
@@ -110,7 +123,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"model", "method", "sparsity", "status", "limit", "created", "record", "average", "measured",
             "gflops_paper", "gflops_with_rotations", "flops_ratio", "tokens"}
-    tasks = [c for c in df.columns if c not in meta]
+    tasks = [c for c in df.columns if c not in meta and not c.startswith("measured_")]
     df.drop(columns=["record"]).to_csv(out_dir / f"{name}.csv", index=False)
     acc = accuracy_table(df)
     per_task = task_table(df, tasks)
@@ -121,7 +134,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Pa
             markdown(acc, ".2f"), "", "Per task (headline metric, %), measured sparsity, and effective GMACs per token "
             "in the WINA paper's Table 5 convention (linear layers only) without and with WINA's rotations "
             "(2 d^2 per layer):", "",
-            markdown(per_task, ".3f"), ""]
+            markdown(per_task, ".3f"), "", "Sparsity measured on the gated positions, per projection:", "",
+            markdown(projection_table(df), ".3f"), ""]
     policies = sorted({str(x) for x in df["tokens"]})
     text.append(f"Token policy (which positions are gated): {', '.join(policies)}"
                 + (" -- this table MIXES token policies." if len(policies) > 1 else "."))
