@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,8 +97,7 @@ def _hydra_type(tp):
     if tp in (int, float, bool, str):
         return tp
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) \
-            and len(args) == 1 and args[0] in (int, float, bool, str):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1 and args[0] in (int, float, bool, str):
         return Optional[args[0]]
     return Any
 
