@@ -1,6 +1,6 @@
 """Run records -> pandas -> paper-style tables (markdown, LaTeX, CSV) and accuracy/FLOPs figures.
 
-    python -m experiments.analysis.report outputs/ --out results/comparison --name smollm2-135m_paper8
+    python -m experiments.analysis.report outputs/ [--out outputs/report] [--name NAME]
 
 Reads every run record (``record.json``, or a copy under another ``*.json`` name) under the given folders (complete and not-reachable ones; half-written runs never
 leave one). One row per (model, method, sparsity): the headline metric per task, their average, the sparsity
@@ -149,13 +149,18 @@ def write_report(df: pd.DataFrame, out_dir: Path, name: str, command: str) -> Pa
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path, help="folders searched for record.json files")
-    ap.add_argument("--out", type=Path, default=Path("results/comparison"))
-    ap.add_argument("--name", default="comparison")
+    ap.add_argument("--out", type=Path, default=Path("outputs/report"), help="folder for the tables and figures")
+    ap.add_argument("--name", default="comparison", help="file stem; one report per (model, limit, token policy) "
+                                                         "gets the group appended when the records hold several")
     ap.add_argument("--command", default=None, help="the command that produced the records (written into the table)")
     args = ap.parse_args(argv)
     df = load_records(args.folders)
-    path = write_report(df, args.out, args.name, args.command or "python -m experiments.analysis.report " + " ".join(sys.argv[1:]))
-    print(path.read_text())
+    command = args.command or "python -m experiments.analysis.report " + " ".join(sys.argv[1:] if argv is None else argv)
+    groups = list(df.groupby(["model", "limit", "tokens"], dropna=False))
+    for (model, limit, tokens), part in groups:  # never merged: one table per model and setting
+        limit = "all" if limit is None or limit != limit else int(limit)
+        name = args.name if len(groups) == 1 else f"{args.name}_{model}_limit-{limit}_{tokens}"
+        print(write_report(part.reset_index(drop=True), args.out, name, command).read_text())
 
 
 if __name__ == "__main__":

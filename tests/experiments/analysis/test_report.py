@@ -9,13 +9,14 @@ from experiments.harness.record import RunRecord, TaskResult
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00", tokens="wina"):
+def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00", tokens="wina",
+            model="m"):
     tasks = {"piqa": TaskResult("piqa", {"acc_norm,none": average}, "acc_norm,none", average, 0.01, 10, 10)} \
         if status == "complete" else {"piqa": None}
     base = dict(created=created, command="test", config={"method": {"name": method, "label": method},
                                                          "sparsity": sparsity, "limit": None,
                                                          "tokens": {"name": tokens}},
-                model={"name": "m"}, data={}, versions={})
+                model={"name": model}, data={}, versions={})
     rec = RunRecord.build(base, status=status, tasks=tasks, wall_time_s=1.0,
                           reason=None if status == "complete" else "cannot")
     rec.sparsity = {"overall": sparsity}
@@ -61,3 +62,13 @@ def test_a_table_that_mixes_token_policies_says_so(tmp_path):
     _record(tmp_path / "b", "teal", 0.5, average=0.54, tokens="teal")
     text = write_report(load_records([tmp_path]), tmp_path / "out", "t", "cmd").read_text()
     assert "Token policy (which positions are gated): teal, wina -- this table MIXES token policies." in text
+
+
+def test_records_of_two_models_give_two_reports(tmp_path):
+    from experiments.analysis.report import main
+
+    _record(tmp_path / "a", "wina", 0.5, average=0.55, model="m1")
+    _record(tmp_path / "b", "wina", 0.5, average=0.45, model="m2")
+    main([str(tmp_path), "--out", str(tmp_path / "out"), "--name", "r"])
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.md")) == ["r_m1_limit-all_wina.md", "r_m2_limit-all_wina.md"]
+    assert "45.00" in (tmp_path / "out" / "r_m2_limit-all_wina.md").read_text()
