@@ -63,7 +63,7 @@ def run_lm_eval(model, tokenizer, specs: list[TaskSpec], *, data_source: str, da
             num_fewshot=num_fewshot,
             limit=limit,
             task_manager=_task_manager(specs, data_source, data_dir, Path(tmp)),
-            log_samples=False,
+            log_samples=True,  # per-document outcomes (outcomes.jsonl.gz beside the record)
             random_seed=seed,
             numpy_random_seed=seed,
             torch_random_seed=seed,
@@ -101,3 +101,15 @@ def summarise(results: dict, specs: list[TaskSpec]) -> dict[str, TaskResult]:
             note=spec.note,
         )
     return out
+
+
+def per_document(results: dict) -> list[dict]:
+    """One row per evaluated document (and filter) of every task: its id and its per-document metric values as
+    lm-eval computed them (``acc``, ``acc_norm``, ``exact_match``, ...), so two runs on the same documents can be
+    compared pairwise."""
+    rows = []
+    for task, samples in (results.get("samples") or {}).items():
+        for smp in samples:
+            metrics = {k: v for k, v in smp.items() if k in smp.get("metrics", ()) and isinstance(v, (int, float))}
+            rows.append({"task": task, "doc_id": smp["doc_id"], "filter": smp.get("filter"), **metrics})
+    return rows

@@ -113,7 +113,7 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
         record = RunRecord.build(base, status="not_reachable", reason=applied.not_reachable,
                                  tasks={s.name: None for s in specs}, wall_time_s=time.time() - t0)
     else:
-        from experiments.harness.evaluate import run_lm_eval, summarise
+        from experiments.harness.evaluate import per_document, run_lm_eval, summarise
 
         results = run_lm_eval(loaded.model, loaded.tokenizer, specs, data_source=cfg.data.source, data_dir=data_dir,
                               limit=cfg.limit, batch_size=cfg.batch_size, num_fewshot=cfg.num_fewshot,
@@ -121,6 +121,7 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
         measured, flops = applied.measure(loaded.model, cfg.flops_context_len)
         record = RunRecord.build(base, status="complete", tasks=summarise(results, specs), measured=measured,
                                  flops=flops, lm_eval=results, wall_time_s=time.time() - t0)
+        record.write_outcomes(out_dir, per_document(results))  # before the record: a record never names a missing file
     path = record.write(out_dir)
     print_summary(record, path)
     return path

@@ -18,6 +18,7 @@ from experiments.harness.tables import text_table
 from wina.atomic import atomic_file
 
 RECORD_NAME = "record.json"
+OUTCOMES_NAME = "outcomes.jsonl.gz"  # per-document outcomes, beside the record
 STATUSES = ("complete", "not_reachable")
 _PACKAGES = ("torch", "transformers", "lm_eval", "datasets", "hydra-core", "omegaconf", "triton", "gguf")
 
@@ -57,6 +58,7 @@ class RunRecord:
     flops: dict | None = None  # wina.flops.FlopsReport at the measured sparsity
     lm_eval_results: dict = field(default_factory=dict)
     lm_eval_n_samples: dict = field(default_factory=dict)
+    outcomes: str | None = None  # file beside the record with one row per evaluated document (write_outcomes)
 
     @classmethod
     def build(cls, base: dict, *, status: str, tasks: dict, wall_time_s: float, reason: str | None = None,
@@ -103,9 +105,31 @@ class RunRecord:
             json.dump(asdict(self), fh, indent=1, default=str)
         return path
 
+    def write_outcomes(self, out_dir: Path, rows: list[dict]) -> Path:
+        """Per-document outcomes as gzip JSONL beside the record; written (atomically) before the record names it."""
+        import gzip
+
+        path = Path(out_dir) / OUTCOMES_NAME
+        with atomic_file(path, "wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", mtime=0) as gz:
+            for row in rows:
+                gz.write((json.dumps(row, default=str) + "\n").encode())
+        self.outcomes = OUTCOMES_NAME
+        return path
+
     @property
     def label(self) -> str:
         return self.config["method"].get("label", self.config["method"]["name"])
+
+
+def read_outcomes(record_path: Path) -> list[dict]:
+    """The per-document rows a record names (``[]`` for records without them)."""
+    import gzip
+
+    record = RunRecord.read(record_path)
+    if not record.outcomes:
+        return []
+    with gzip.open(Path(record_path).parent / record.outcomes, "rt") as fh:
+        return [json.loads(line) for line in fh]
 
 
 def package_versions() -> dict:

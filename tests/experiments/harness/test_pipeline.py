@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from experiments.harness.record import RunRecord
+from experiments.harness.record import RunRecord, read_outcomes
 from tests.experiments.harness.runner import run
 
 pytestmark = pytest.mark.real  # the tasks read the real benchmark data
@@ -27,6 +27,14 @@ def test_dense_tiny_random_writes_a_record(tmp_path):
     assert "record:" in proc.stdout and "piqa" in proc.stdout
     log_mode = stat.S_IMODE((out / "run.log").stat().st_mode)
     assert stat.S_IMODE((out / "record.json").stat().st_mode) == log_mode
+    # per-document outcomes beside the record: one row per evaluated document, averaging to the task metric
+    rows = read_outcomes(out / "record.json")
+    assert record.outcomes == "outcomes.jsonl.gz" and len(rows) == 3 * 8
+    for name, t in record.tasks.items():
+        mine = [r for r in rows if r["task"] == t.lm_eval_task]
+        key = t.headline_metric.split(",")[0]
+        assert sorted(r["doc_id"] for r in mine) == list(range(8))
+        assert sum(r[key] for r in mine) / len(mine) == pytest.approx(t.headline)
 
 
 def test_method_run_records_measured_sparsity_and_flops(tmp_path):
@@ -60,3 +68,5 @@ def test_group_and_generation_task_sets_run(tmp_path, tasks, metric, docs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     t = RunRecord.read(out / "record.json").tasks[tasks]
     assert t.headline_metric == metric and t.n_docs_evaluated == docs
+    rows = read_outcomes(out / "record.json")
+    assert len({(r["task"], r["doc_id"]) for r in rows}) == docs  # MMLU: one per subject; GSM8K: per filter rows
