@@ -45,8 +45,10 @@ class Method:
         return {t.key: sparsity for t in targets}
 
     def calibration_fields(self) -> dict:
-        """Config fields that change calibration results (sparsity does not: one calibration per sweep)."""
-        return {k: v for k, v in dataclasses.asdict(self.config).items() if k != "sparsity"}
+        """Config fields that change calibration results. The target, the token policy and the kernel choice do
+        not (samples and greedy curves come from every position of the dense model): one calibration per sweep."""
+        skip = ("sparsity", "dense_prefix", "dense_prefix_rounding", "kernel")
+        return {k: v for k, v in dataclasses.asdict(self.config).items() if k not in skip}
 
 
 _BY_CONFIG: dict[type[SparsityConfig], type[Method]] = {}

@@ -69,6 +69,7 @@ def test_calibration_is_cached_across_sparsities(tiny, tmp_path, monkeypatch):
     stamp = entry.stat().st_mtime_ns
     monkeypatch.setattr(api, "collect_samples", lambda *a, **k: pytest.fail("samples recomputed"))
     monkeypatch.setattr(api, "_greedy_curves", lambda *a, **k: pytest.fail("greedy search rerun"))
-    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5}), tokens, cache_dir=tmp_path)
+    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5, "dense_prefix": 0.5}),
+                   tokens, cache_dir=tmp_path)  # another target and token policy: the same calibration
     assert entry.stat().st_mtime_ns == stamp  # loaded, not rewritten
     assert sp.levels and max(sp.levels.values()) > 0
