@@ -44,11 +44,12 @@ def load_records(folders: list[Path]) -> pd.DataFrame:
             row["measured"] = (r.sparsity or {}).get("overall")
             for kind, v in ((r.sparsity or {}).get("per_kind") or {}).items():
                 row[f"measured_{kind}"] = v
-            row["gflops_paper"] = (r.flops or {}).get("paper_gflops_effective")
-            row["gflops_with_rotations"] = (r.flops or {}).get("paper_gflops_effective_with_rotations",
-                                                               row["gflops_paper"] if not (r.sparsity or {}).get(
-                                                                   "facts", {}).get("transform") else None)
-            row["flops_ratio"] = (r.flops or {}).get("ratio")
+            fl = r.flops or {}
+            row["gflops_paper"] = fl.get("paper_gflops_effective")
+            # records made before the field existed carry the rotations' MACs among their parts
+            row["gflops_with_rotations"] = fl.get("paper_gflops_effective_with_rotations") or (
+                None if row["gflops_paper"] is None else row["gflops_paper"] + fl.get("parts_gmacs", {}).get("transform", 0.0))
+            row["flops_ratio"] = fl.get("ratio")
             rows.append(row)
     if not rows:
         raise SystemExit(f"error: no run records under {', '.join(map(str, folders))}")
