@@ -27,21 +27,16 @@ from experiments.harness.tables import markdown
 INPUT_MODES = ("dense", "sparse")
 
 
-def _method_cfg(name: str, sparsity: float, overrides, inputs: str) -> tuple:
-    """The method's config; calibrated thresholds come from the same activations the error is measured on
-    (``inputs``), so that every method skips the target fraction in this measurement."""
+def _method_cfg(name: str, cfg: DictConfig) -> tuple:
+    """The method's config under this run's token policy; calibrated thresholds come from the same activations the
+    error is measured on (``inputs``), so that every method skips the target fraction in this measurement."""
     import dataclasses
 
-    from hydra import compose
+    from experiments.harness.sparsity import compose_method
 
-    from experiments.harness.sparsity import method_config
-
-    extra = [f"++method.{o}" for o in overrides]
-    cfg = compose(config_name="config", overrides=[f"method={name}", f"sparsity={sparsity}", *extra])
-    mcfg = method_config(cfg)
-    if hasattr(mcfg, "thresholds_from"):
-        mcfg = dataclasses.replace(mcfg, thresholds_from=inputs)
-    return cfg.method.label, mcfg
+    overrides = [f"++method.{o}" for o in cfg.method_overrides] + [f"tokens={cfg.tokens.name}"]
+    mcfg, _, label = compose_method(name, cfg.sparsity, overrides)
+    return label, dataclasses.replace(mcfg, thresholds_from=cfg.inputs)
 
 
 class ErrorMeter:
@@ -82,7 +77,7 @@ def measure(cfg: DictConfig):
 
     check(cfg)
     cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    methods = [_method_cfg(m, cfg.sparsity, cfg.method_overrides, cfg.inputs) for m in cfg.methods]
+    methods = [_method_cfg(m, cfg) for m in cfg.methods]
     data_dir, _ = ensure_data(cfg.data, cache, cfg.find_links)
     base = load_model(cfg.model, cfg.device, cfg.dtype, cache, cfg.find_links)
     calib = calibration_config(cfg)

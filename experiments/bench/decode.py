@@ -49,20 +49,6 @@ def build_model(layers: int, device: str, dtype: torch.dtype, seed: int = 0, sha
     return model.eval()
 
 
-def method_config(method: str, sparsity: float, overrides: list[str]):
-    """The frozen method config that ``python run.py method=<method> sparsity=<s> <overrides>`` would use."""
-    from hydra import compose, initialize_config_dir
-
-    from experiments.harness.schema import CONF_DIR, register_schemas
-    from experiments.harness.sparsity import calibration_config
-    from experiments.harness.sparsity import method_config as from_run_config
-
-    register_schemas()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"method={method}", f"sparsity={sparsity}", *overrides])
-    return from_run_config(cfg), calibration_config(cfg), cfg.method.label
-
-
 class Decoder:
     """Static-cache decode of one sequence; ``step()`` advances one token (graph-capturable)."""
 
@@ -139,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", default=None, help="folder for bench_decode.md (default: print only)")
     args = ap.parse_args(argv)
+    from experiments.harness.sparsity import compose_method
     from wina import sparsify_
 
     overrides = args.override if args.override is not None else ["method.allocation=uniform"]
@@ -158,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
             del model
             torch.cuda.empty_cache() if dev.type == "cuda" else None
             model = build_model(args.layers, args.device, dtype)
-            cfg, calibration, label = method_config(method, s, overrides)
+            cfg, calibration, label = compose_method(method, s, overrides)
             sp = sparsify_(model, cfg, calib, calibration=calibration)
             measured = measured_sparsity(model, sp, prompt, 16)
             t = time_decode(model, prompt, args.steps, graphs)

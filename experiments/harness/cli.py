@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from experiments.harness.errors import EXIT_CODE, USER_ERRORS, HarnessError
-from experiments.harness.schema import CONF_DIR, declared_keys, register_schemas, unknown_keys
+from experiments.harness.schema import CONF_DIR, compose_config, declared_keys, register_schemas, unknown_keys
 
 _GROUP_CHOICE = re.compile(r"^([a-z_]+)=(.+)$")
 _PASS_THROUGH = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--shell-completion", "-sc",
@@ -106,17 +106,10 @@ def _describe(exc: Exception, job: list[str], config_name: str) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _compose(config_name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
-
-
 def _unknown_key(key: str, job: list[str], config_name: str) -> str:
     groups = [o for o in job if _GROUP_CHOICE.match(o) and "." not in o.split("=")[0] and not o.startswith("hydra")]
     try:
-        accepted = declared_keys(_compose(config_name, groups), key)
+        accepted = declared_keys(compose_config(groups, config_name), key)
     except Exception:  # noqa: BLE001 - only for the hint
         accepted = []
     hint = f"; accepted: {', '.join(accepted)}" if accepted else ""
@@ -138,14 +131,14 @@ def preflight(argv: list[str], check: Callable, default_config: str = "config") 
         return _describe(exc, overrides, config_name)
     if base is not None:  # Hydra composes the non-swept overrides with the defaults before any job
         try:
-            _compose(config_name, base)
+            compose_config(base, config_name)
         except Exception as exc:  # noqa: BLE001
             return (f"{_describe(exc, base, config_name)} (a --multirun first applies the overrides it does not "
                     f"sweep to the default config: give a key the default lacks as ++key=value)")
     hub_checked = False
     for job in jobs:
         try:
-            cfg = _compose(config_name, job)
+            cfg = compose_config(job, config_name)
         except Exception as exc:  # noqa: BLE001 - composition errors are the user's input
             return _describe(exc, job, config_name)
         if bad := unknown_keys(cfg):

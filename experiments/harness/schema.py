@@ -180,6 +180,19 @@ def register_schemas() -> None:
     _REGISTERED = True
 
 
+def compose_config(overrides: list[str], config_name: str = "config") -> DictConfig:
+    """The config ``python run.py <overrides>`` composes (``config_name`` another primary config of conf/); works
+    inside a running Hydra app too (where Hydra's global state is already initialised)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
 def unknown_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     """Keys of ``cfg`` (recursively) that its schema does not declare: what Hydra's ``+key=`` added."""
     bad = []

@@ -28,6 +28,15 @@ def method_config(cfg: DictConfig):
                                           "dense_prefix_rounding": cfg.tokens.rounding})
 
 
+def compose_method(method: str, sparsity: float, overrides: list[str] = ()):
+    """``(method config, calibration config, label)`` exactly as ``python run.py method=<method> sparsity=<s>
+    <overrides>`` would build them (for tools that apply a method outside a run: benchmarks, error studies)."""
+    from experiments.harness.schema import compose_config
+
+    cfg = compose_config([f"method={method}", f"sparsity={sparsity}", *overrides])
+    return method_config(cfg), calibration_config(cfg), cfg.method.label
+
+
 def calibration_config(cfg: DictConfig) -> CalibrationConfig:
     return CalibrationConfig(**OmegaConf.to_container(cfg.calibration, resolve=True))
 

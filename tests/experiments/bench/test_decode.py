@@ -3,7 +3,8 @@ configuration (here tiny, on CPU, eager; on a GPU the same code is timed in CUDA
 
 import torch
 
-from experiments.bench.decode import build_model, measured_sparsity, method_config, time_decode
+from experiments.bench.decode import build_model, measured_sparsity, time_decode
+from experiments.harness.sparsity import compose_method
 from wina import sparsify_
 from wina.gated import GatedLinear
 
@@ -11,7 +12,7 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_ke
 
 
 def test_decode_bench_times_a_harness_configuration():
-    cfg, calibration, label = method_config("teal", 0.5, ["method.allocation=uniform", "calibration.n_samples=4",
+    cfg, calibration, label = compose_method("teal", 0.5, ["method.allocation=uniform", "calibration.n_samples=4",
                                                           "calibration.seq_len=32"])
     assert label == "teal" and cfg.allocation == "uniform" and cfg.sparsity == 0.5
     model = build_model(2, "cpu", torch.float32, shape=TINY)

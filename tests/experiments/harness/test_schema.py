@@ -5,12 +5,11 @@ import dataclasses
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.harness.cli import group_choices
 from experiments.harness.pipeline import check_config
-from experiments.harness.schema import (CONF_DIR, RUN_LEVEL, load_option, method_schemas, register_schemas,
+from experiments.harness.schema import (CONF_DIR, RUN_LEVEL, compose_config, load_option, method_schemas,
                                         unknown_keys)
 from wina import registry
 
@@ -33,9 +32,7 @@ def _raw_chain(option):
 
 
 def _compose(overrides, name="config"):
-    register_schemas()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+    return compose_config(overrides, name)
 
 
 def test_groups_exist():
