@@ -42,6 +42,29 @@ class MeasuredSparsity:
     facts: dict  # what the method's preparation reports (e.g. the transform and its cost)
 
 
+class DenseState:
+    """What a model holds before ``sparsify_`` changes it, so ``restore_`` puts it back exactly and cheaply: the
+    child module under every attribute, and the tensor behind every parameter and buffer (references, not
+    copies). Methods replace modules and rebind ``.data``; none writes into the model's tensors in place
+    (``Method.prepare_``'s contract; tests compare the restored model's logits with a fresh one's, bit for bit)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.children = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
+        self.tensors = [(t, t.data) for t in [*model.parameters(), *model.buffers()]]
+
+    @torch.no_grad()
+    def restore_(self) -> None:
+        for parent, name, child in self.children:
+            if parent._modules.get(name) is not child:
+                setattr(parent, name, child)
+        for t, data in self.tensors:
+            t.data = data
+
+
+def is_sparsified(model: nn.Module) -> bool:
+    return any(isinstance(m, (GatedLinear, GatedActivation)) for m in model.modules())
+
+
 @dataclass
 class Sparsified:
     """What ``sparsify_`` installed: the gated modules, their targets, and measurement helpers."""
@@ -51,6 +74,15 @@ class Sparsified:
     modules: dict[str, Counter]
     levels: dict[str, float] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
+    dense: DenseState | None = None
+
+    def restore_(self) -> None:
+        """Undo ``sparsify_``: the model is the dense one again, with its own modules and weights (a sweep
+        evaluates many configurations on one loaded model)."""
+        if self.dense is None:
+            raise SparsityError("this model was already restored")
+        self.dense.restore_()
+        self.dense, self.modules = None, {}
 
     def reset_counts(self) -> None:
         for m in self.modules.values():
@@ -162,11 +194,24 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
     (model, method options, calibration data) in ``cache_dir``, so a sweep over sparsities calibrates once.
     Raises ``NotReachable`` (before changing the model) where the method cannot reach the target."""
     config.check()
+    if is_sparsified(model):
+        raise SparsityError("the model is already sparsified; call restore_() on what sparsify_ returned first")
     method = method_for(config)
     targets = _targets(model, method)
     params = block_params(model)
     if config.allocation == "uniform":  # before any work: CATS refuses unreachable targets here
         levels = method.uniform_levels(targets, config.sparsity, params)
+    dense = DenseState(model)
+    try:
+        return _sparsify(model, config, method, targets, params, levels if config.allocation == "uniform" else None,
+                         calibration_tokens, cache_dir, calibration, dense)
+    except BaseException:  # a failed or interrupted sparsify_ leaves the dense model, never a half-changed one
+        dense.restore_()
+        raise
+
+
+def _sparsify(model, config, method, targets, params, levels, calibration_tokens, cache_dir, calibration,
+              dense: DenseState) -> Sparsified:
     facts = method.prepare_(model, targets)
     targets = _targets(model, method)  # prepare_ may have replaced modules
 
@@ -197,4 +242,4 @@ def sparsify_(model: nn.Module, config: SparsityConfig, calibration_tokens: torc
     if method.needs_samples and config.thresholds_from == "sparse" and config.sparsity > 0:
         sequential_samples_(model, targets, gates, calibration_tokens, calibration.samples_per_target, calibration.seed,
                             shared_sites=config.threshold_rule == "histogram")
-    return Sparsified(method=method, targets=targets, modules=modules, levels=levels, facts=facts)
+    return Sparsified(method=method, targets=targets, modules=modules, levels=levels, facts=facts, dense=dense)

@@ -35,7 +35,9 @@ class Method:
         return self.config.mask == "threshold"
 
     def prepare_(self, model: nn.Module, targets: list[Target]) -> dict:
-        """Change the model before gating (e.g. WINA's transform); returns facts for the record."""
+        """Change the model before gating (e.g. WINA's transform); returns facts for the record. Replace modules
+        and rebind tensors (``p.data = new``), never write into the model's tensors in place: ``restore_``
+        puts the dense model back from references to what it held (``wina.api.DenseState``)."""
         return {}
 
     def make_gate(self, target: Target, sample: torch.Tensor | None) -> Gate:
