@@ -1,8 +1,9 @@
 """The command line: check everything a command line asks for before Hydra starts any job, then run it.
 
-``preflight`` composes every job of a ``--multirun`` (Hydra's own sweep expansion), so a bad value anywhere in a
-sweep stops it before the first job, with one ``error:`` line naming the value and what is accepted:
-an unknown group option, a key the schema does not declare, a wrong type, a value out of range.
+``preflight`` composes every job of a ``--multirun`` (Hydra's own sweep expansion, the sweep a preset defines in
+``hydra.sweeper.params`` included), so a bad value anywhere in a sweep stops it before the first job, with one
+``error:`` line naming the value and what is accepted: an unknown group option, a key the schema does not declare,
+a wrong type, a value out of range.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.harness.errors import EXIT_CODE, USER_ERRORS, HarnessError
 from experiments.harness.schema import CONF_DIR, compose_config, declared_keys, register_schemas, unknown_keys
@@ -23,7 +26,11 @@ _WITH_VALUE = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "
 
 
 def group_choices(conf_dir: Path) -> dict[str, list[str]]:
-    return {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in sorted(Path(conf_dir).iterdir()) if d.is_dir()}
+    """The groups a run chooses an option of with ``group=option`` (those config.yaml's defaults name), and their
+    options; not ``experiment/`` (presets, added with ``+experiment=``) nor ``hydra/`` (Hydra's own groups)."""
+    defaults = OmegaConf.load(Path(conf_dir) / "config.yaml").defaults
+    groups = [g for entry in defaults if isinstance(entry, DictConfig) for g in entry]
+    return {g: sorted(p.stem for p in (Path(conf_dir) / g).glob("*.yaml")) for g in sorted(groups)}
 
 
 def bad_group_choice(overrides: list[str], conf_dir: Path) -> str | None:
@@ -60,16 +67,40 @@ def _split_argv(argv: list[str]) -> tuple[list[str], bool, str | None, bool]:
     return overrides, multirun, name, skip
 
 
-def _jobs(overrides: list[str], multirun: bool) -> tuple[list[str] | None, list[list[str]]]:
-    """-> (what Hydra composes first in a multirun: the overrides that are not swept; every job's overrides)."""
+class _UnsweptConfigError(Exception):
+    """What a multirun composes before any job (the defaults and the overrides it does not sweep) does not compose."""
+
+    def __init__(self, base: list[str]):
+        super().__init__(base)
+        self.base = base
+
+
+def _config_sweep(base: list[str], config_name: str) -> list[str]:
+    """The sweep the config composed from ``base`` defines (``hydra.sweeper.params``: an experiment preset's grid),
+    as overrides in the order Hydra's BasicSweeper reads them."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        sweeper = compose(config_name, base, return_hydra_config=True).hydra.sweeper
+    return [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+
+
+def _jobs(overrides: list[str], multirun: bool, config_name: str) -> list[list[str]]:
+    """Every job's overrides, expanded as Hydra's BasicSweeper does: the config's own sweep first, then the command
+    line, so that the command line wins for a key both name (``method=wina,teal`` replaces a preset's methods)."""
     if not multirun:
-        return None, [overrides]
+        return [overrides]
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    base = [o for o, p in zip(overrides, parsed) if not p.is_sweep_override()]
-    return base, list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
+    parser = OverridesParser.create()
+    base = [o for o, p in zip(overrides, parser.parse_overrides(overrides)) if not p.is_sweep_override()]
+    try:  # Hydra composes the defaults with the overrides it does not sweep before any job
+        config_sweep = _config_sweep(base, config_name)
+    except Exception as exc:  # noqa: BLE001 - reported by preflight
+        raise _UnsweptConfigError(base) from exc
+    parsed = parser.parse_overrides([*config_sweep, *overrides])
+    return list(itertools.chain.from_iterable(BasicSweeper.split_arguments(parsed, None)))
 
 
 def _causes(exc: BaseException):
@@ -101,7 +132,8 @@ def _describe(exc: Exception, job: list[str], config_name: str) -> str:
                 return f"{key}={value}: a list is expected, e.g. {key}=[{value}]"
             return f"{key}={value}: {first}"
         if isinstance(e, MissingConfigException):
-            return str(e).splitlines()[0]
+            accepted = f"; accepted: {', '.join(e.options)}" if e.options else ""
+            return str(e).splitlines()[0] + accepted
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 
@@ -116,7 +148,8 @@ def _unknown_key(key: str, job: list[str], config_name: str) -> str:
     return f"unknown key {key!r}{hint}"
 
 
-def preflight(argv: list[str], check: Callable, default_config: str = "config") -> str | None:
+def preflight(argv: list[str], check: Callable, default_config: str = "config",
+              composed: list | None = None) -> str | None:
     """None if every job the command line asks for composes and passes ``check(cfg)``, else the error line."""
     overrides, multirun, name, skip = _split_argv(argv)
     if skip:
@@ -126,29 +159,36 @@ def preflight(argv: list[str], check: Callable, default_config: str = "config") 
         return msg
     register_schemas()
     try:
-        base, jobs = _jobs(overrides, multirun)
+        jobs = _jobs(overrides, multirun, config_name)
+    except _UnsweptConfigError as exc:
+        msg = _describe(exc.__cause__, exc.base, config_name)
+        if msg.startswith("unknown key"):
+            msg += (" (a --multirun first applies the overrides it does not sweep to the default config: give a key "
+                    "the default lacks as ++key=value)")
+        return msg
     except Exception as exc:  # noqa: BLE001 - Hydra's parser errors are the user's input
         return _describe(exc, overrides, config_name)
-    if base is not None:  # Hydra composes the non-swept overrides with the defaults before any job
-        try:
-            compose_config(base, config_name)
-        except Exception as exc:  # noqa: BLE001
-            return (f"{_describe(exc, base, config_name)} (a --multirun first applies the overrides it does not "
-                    f"sweep to the default config: give a key the default lacks as ++key=value)")
     hub_checked = False
     for job in jobs:
         try:
             cfg = compose_config(job, config_name)
         except Exception as exc:  # noqa: BLE001 - composition errors are the user's input
             return _describe(exc, job, config_name)
-        if bad := unknown_keys(cfg):
+        if bad := [k for k in unknown_keys(cfg) if not _dense_method_option(cfg, k)]:
             return _unknown_key(bad[0], job, config_name)
         try:
             check(cfg, probe_hub=not hub_checked)
             hub_checked = True
         except USER_ERRORS as exc:
             return str(exc)
+        if composed is not None:
+            composed.append(cfg)
     return None
+
+
+def _dense_method_option(cfg, key: str) -> bool:
+    """A method option given to every job of a sweep (``++method.allocation=uniform``) means nothing to dense."""
+    return cfg.method.name == "dense" and key.startswith("method.")
 
 
 def fail(message: str) -> None:
@@ -159,18 +199,24 @@ def fail(message: str) -> None:
 def run_main(argv: list[str] | None = None) -> None:
     """``python run.py ...``: preflight, then Hydra runs the job(s)."""
     import hydra
-    from hydra.core.hydra_config import HydraConfig
 
     from experiments.harness.pipeline import check_config, run_experiment
+    from experiments.harness.sweep import progress
 
     argv = sys.argv[1:] if argv is None else argv
-    if (msg := preflight(argv, check_config)) is not None:
+    jobs: list = []
+    if (msg := preflight(argv, check_config, composed=jobs)) is not None:
         fail(msg)
+    if _split_argv(argv)[1]:  # a --multirun: say what the store already holds; each job reports progress
+        from experiments.harness.sweep import plan
+
+        plan(jobs)
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def main(cfg) -> None:
         try:
-            run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+            run_experiment(cfg)
+            progress()
         except USER_ERRORS as exc:
             fail(str(exc))
 

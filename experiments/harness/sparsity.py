@@ -7,7 +7,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.harness.errors import HarnessError
 from experiments.harness.methods import load_methods
 from wina import CalibrationConfig, NotReachable, Sparsified, build_config, sparsify_
 from wina.flops import flops_report
@@ -20,9 +19,7 @@ def method_config(cfg: DictConfig):
     """The frozen method config from ``cfg.method`` + ``cfg.sparsity``; None for dense."""
     fields = {k: v for k, v in OmegaConf.to_container(cfg.method, resolve=True).items() if k not in _NOT_OPTIONS}
     if cfg.method.name == "dense":
-        if float(cfg.sparsity) != 0.0:
-            raise HarnessError(f"sparsity={cfg.sparsity} needs a sparsity method; method=dense is the dense model")
-        return None
+        return None  # at any sparsity: a dense job maps to the dense record (pipeline.run_experiment)
     return build_config(cfg.method.name, {**fields, "sparsity": float(cfg.sparsity),
                                           "dense_prefix": float(cfg.tokens.dense_prefix),
                                           "dense_prefix_rounding": cfg.tokens.rounding})
@@ -58,6 +55,11 @@ class AppliedSparsity:
         """``(MeasuredSparsity or None for dense, FlopsReport)`` of what ran since ``sparsify_``."""
         measured = None if self.sparsified is None else self.sparsified.measured(model)
         return measured, flops_report(model, self.sparsified, context_len)
+
+    def restore(self) -> None:
+        """Give the model back dense (the next job of a sweep evaluates the same loaded model)."""
+        if self.sparsified is not None and self.sparsified.dense is not None:
+            self.sparsified.restore_()
 
 
 def apply_method(loaded, method_cfg, cfg: DictConfig, data_dir: Path | None, cache_dir: Path) -> AppliedSparsity:

@@ -25,7 +25,7 @@ from tests.experiments.harness.runner import error_line, run
     (["model=tiny-random", "+spars=0.5"], "unknown key 'spars'; accepted: model, method, tasks, data, tokens, sparsity"),
     (["model=tiny-random", "method=wina", "method.alocation=uniform"], "unknown key 'method.alocation'; accepted: name, label"),
     (["model=tiny-random", "method=wina", "method.allocation=random"], "allocation='random' is not known"),
-    (["model=tiny-random", "method=dense", "sparsity=0.5"], "needs a sparsity method"),
+    (["model=tiny-random", "store=/proc/x"], "store='/proc/x' is not a writable directory"),
     (["model=tiny-random", "cache_dir=/proc/x"], "cache_dir='/proc/x' is not a writable directory"),
     (["model=tiny-random", "cache_dir=/etc/hostname"], "cache_dir='/etc/hostname' is not a writable directory"),
     (["model=tiny-random", "device=gpu0"], "device='gpu0' is not a torch device"),

@@ -1,0 +1,108 @@
+"""The results store and in-process sweeps: complete jobs are skipped, ``force`` re-runs, a corrupt record is re-run,
+a killed sweep resumes to the same records, a dense job after a sparse one equals a fresh dense job, and a later
+job of a sweep builds no lm-eval requests again."""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments.harness.record import RunRecord, read_outcomes
+from tests.experiments.harness.runner import ROOT, record_file, run
+
+pytestmark = pytest.mark.real  # the tasks read the real benchmark data
+
+TINY = ["model=tiny-random", "tasks.names=[piqa,winogrande]", "limit=6"]
+SWEEP = ["--multirun", *TINY, "method=wina,dense,teal-topk", "sparsity=0.5,0.25", "++method.allocation=uniform"]
+
+
+def _sweep(store, extra=(), popen=False):
+    cmd = [sys.executable, "run.py", *SWEEP, f"store={store}", f"hydra.sweep.dir={store.parent / 'hydra'}", *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, timeout=900)
+
+
+def _results(store) -> dict:
+    """What each record says, less what differs between two runs of the same job (time, command, paths)."""
+    out = {}
+    for path in sorted(store.rglob("record.json")):
+        r = RunRecord.read(path)
+        out[str(path.relative_to(store))] = (r.lm_eval_results, r.tasks, r.sparsity, r.flops, read_outcomes(path))
+    return out
+
+
+def test_a_complete_job_is_skipped_and_force_reruns_it(tmp_path):
+    proc, _ = run(TINY, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first = RunRecord.read(record_file(tmp_path))
+    proc, _ = run(TINY, tmp_path)
+    assert proc.returncode == 0 and "skip: tiny-random dense sparsity=0: its complete record exists" in proc.stdout
+    assert "Running loglikelihood" not in proc.stderr
+    assert RunRecord.read(record_file(tmp_path)).created == first.created
+    time.sleep(1.1)  # records carry their creation time in seconds
+    proc, _ = run([*TINY, "force=true"], tmp_path)
+    assert proc.returncode == 0 and "skip:" not in proc.stdout
+    again = RunRecord.read(record_file(tmp_path))
+    assert again.created != first.created and again.key == first.key and again.lm_eval_results == first.lm_eval_results
+
+
+@pytest.mark.parametrize("damage", ["truncate", "drop_outcomes"])
+def test_a_corrupt_record_is_reported_and_run_again(tmp_path, damage):
+    proc, _ = run(TINY, tmp_path)
+    path = record_file(tmp_path)
+    good = RunRecord.read(path)
+    if damage == "truncate":
+        path.write_text(path.read_text()[:200])
+    else:
+        (path.parent / good.outcomes).unlink()
+    proc, _ = run(TINY, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning:" in proc.stderr and "running the job again" in proc.stderr and "skip:" not in proc.stdout
+    assert RunRecord.read(path).lm_eval_results == good.lm_eval_results and read_outcomes(path)
+
+
+def test_dense_after_sparse_jobs_in_one_process_equals_a_fresh_dense_run(tmp_path):
+    """The basic launcher runs a sweep in one process on one loaded model: WINA (which rotates the weights) and
+    TEAL-topk run first, then dense; its record (per-document log-likelihoods included) equals a fresh process's."""
+    proc = _sweep(tmp_path / "sweep" / "store")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh, _ = run(TINY, tmp_path)
+    assert fresh.returncode == 0
+    in_sweep = sorted((tmp_path / "sweep" / "store").rglob("dense/*/record.json"))
+    assert len(in_sweep) == 1  # dense at 0.5 and 0.25: one record
+    a, b = RunRecord.read(in_sweep[0]), RunRecord.read(record_file(tmp_path))
+    assert a.lm_eval_results == b.lm_eval_results and a.key == b.key
+    rows_a, rows_b = read_outcomes(in_sweep[0]), read_outcomes(record_file(tmp_path))
+    assert rows_a == rows_b and all(r["resps"] for r in rows_a)
+    # a later job of the sweep reuses lm-eval's requests and the tokenization: it builds none
+    later = [RunRecord.read(p) for p in (tmp_path / "sweep" / "store").rglob("record.json")]
+    built = [r for r in later if "lm_eval_build_requests" in r.stage_seconds]
+    assert len(built) == 1 and len(later) == 5
+    assert "sweep: 6 jobs, 5 records; 0 already in the store" in proc.stdout
+    assert "sweep: 5/5 records in the store (5 made by this sweep)" in proc.stdout
+
+
+def test_a_killed_sweep_resumes_with_only_the_missing_jobs_and_the_same_records(tmp_path):
+    whole = tmp_path / "whole" / "store"
+    assert _sweep(whole).returncode == 0
+    store = tmp_path / "killed" / "store"
+    proc = _sweep(store, popen=True)
+    deadline = time.time() + 600
+    while not list(store.rglob("record.json")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-sweep: the first record is written, the next job is running
+    proc.wait()
+    done = len(list(store.rglob("record.json")))
+    assert 1 <= done < 5
+    resumed = _sweep(store)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"{done} already in the store (skipped), {5 - done} to run" in resumed.stdout
+    assert resumed.stdout.count("skip:") >= done
+    assert _results(store) == _results(whole)
