@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from experiments.analysis.report import accuracy_table, load_records, write_report
@@ -9,10 +10,20 @@ from experiments.harness.record import RunRecord, TaskResult
 ROOT = Path(__file__).resolve().parents[3]
 
 
+HEADLINE = {"piqa": "acc_norm", "arc_easy": "acc_norm", "winogrande": "acc"}  # the metric each task's rows carry
+
+
 def _record(path, method, sparsity, status="complete", average=0.5, created="2026-01-01T00:00:00", tokens="wina",
-            model="m"):
-    tasks = {"piqa": TaskResult("piqa", {"acc_norm,none": average}, "acc_norm,none", average, 0.01, 10, 10)} \
-        if status == "complete" else {"piqa": None}
+            model="m", correct=None, outcomes=True):
+    """A run record in ``path``. With ``correct`` ({task: 0/1 per document}) its tasks and headlines come from
+    those documents, written as its outcomes unless ``outcomes`` is false; else one task at ``average``."""
+    if status != "complete":
+        tasks = {"piqa": None}
+    elif correct is None:
+        tasks = {"piqa": TaskResult("piqa", {"acc_norm,none": average}, "acc_norm,none", average, 0.01, 10, 10)}
+    else:
+        tasks = {t: TaskResult(t, {f"{HEADLINE[t]},none": float(np.mean(c))}, f"{HEADLINE[t]},none",
+                               float(np.mean(c)), 0.01, len(c), len(c)) for t, c in correct.items()}
     base = dict(created=created, command="test", config={"method": {"name": method, "label": method},
                                                          "sparsity": sparsity, "limit": None,
                                                          "tokens": {"name": tokens}},
@@ -20,7 +31,11 @@ def _record(path, method, sparsity, status="complete", average=0.5, created="202
     rec = RunRecord.build(base, status=status, tasks=tasks, wall_time_s=1.0,
                           reason=None if status == "complete" else "cannot")
     rec.sparsity = {"overall": sparsity}
-    rec.flops = {"paper_gflops_effective": 1 - sparsity, "ratio": 1 - sparsity}
+    rec.flops = {"paper_gflops_dense": 1.0, "paper_gflops_effective": 1 - sparsity, "ratio": 1 - sparsity,
+                 "paper_gflops_effective_with_rotations": 1.1 - sparsity}
+    if correct is not None and outcomes:
+        rec.write_outcomes(path, [{"task": t, "doc_id": k, "filter": "none", HEADLINE[t]: float(v)}
+                                  for t, c in correct.items() for k, v in enumerate(c)])
     rec.write(path)
 
 
