@@ -45,9 +45,12 @@ def test_installed_copy_finds_its_configs_and_tuned_table(wheel, tmp_path):
     code = ("import experiments.harness.schema as s, kernels.gated_gemv as g; "
             "print(s.CONF_DIR); print(g.load_tuned()); "
             "from experiments.harness.cli import preflight; from experiments.harness.pipeline import check_config; "
-            "print(preflight(['model=tiny-random', 'method=wina', 'sparsity=0.5'], check_config))")
+            "print(preflight(['model=tiny-random', 'method=wina', 'sparsity=0.5'], check_config)); "
+            "print(preflight(['-m', 'hydra/launcher=slurm', '+experiment=paper_grid_cpu', 'model=tiny-random', "
+            "'method=wina', 'sparsity=0.5'], check_config))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, text=True, capture_output=True,
                           env={**os.environ, "PYTHONPATH": str(target), "WINA_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    conf, tuned, verdict = proc.stdout.split("\n")[:3]
+    conf, tuned, verdict, preset_verdict = proc.stdout.split("\n")[:4]
     assert Path(conf) == target / "experiments" / "conf" and int(tuned) > 0 and verdict == "None"
+    assert preset_verdict == "None"  # a launcher config and an experiment preset from the installed conf/
