@@ -17,6 +17,7 @@ def test_cats_measured_sparsity_and_unreachable_target(fresh_smollm2, calib_toke
     with torch.no_grad():
         fresh_smollm2(heldout_tokens)
     assert abs(sp.measured(fresh_smollm2).overall - 0.25) < 0.03
+    sp.restore_()
     # SmolLM2: up+down are 50% of a layer's weights, so 0.5 and 0.65 cannot be reached
     with pytest.raises(NotReachable, match="CATS cannot reach sparsity 0.5"):
         sparsify_(fresh_smollm2, build_config("cats", dict(sparsity=0.5)), calib_tokens, calibration=CALIB)
