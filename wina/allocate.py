@@ -5,52 +5,81 @@ projection whose ``step`` costs the least extra block-output error per parameter
 (block sparsity, levels). Block sparsity is parameter-weighted over the layer's projections. At evaluation every
 layer gets the same block sparsity (the target) and only the split across its projections varies: the
 curve is interpolated so that the target is met exactly.
+
+The error of a trial is the relative error of the layer's output on the last ``TAIL`` of the positions.
+``LayerReplay`` computes it without replaying the whole layer for every trial: each stage's output is kept under
+the levels it depends on (``DEPENDS``) and reused while they stay the same; o_proj and the MLP (per position) run on
+the tail positions only; on a GPU the trials of one step run as one batch. The layer runs as its own modules
+(``self_attn`` for the attention, the layer's forward with the attention output given for the rest), with the
+gated projections stood in for by the memo: nothing of an architecture is reimplemented.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
+import torch.nn as nn
 from tqdm.auto import tqdm
 
-from wina.calibrate import first_output
+from wina.calibrate import call_of, first_output
+from wina.gated import GatedLinear
+from wina.targets import KINDS, PROJECTIONS
 
 Curve = list[tuple[float, dict[str, float]]]
+Levels = dict[str, float]
+ErrorsOf = Callable[[list[Levels]], list[float]]  # trials (levels of every projection) -> their errors
+
+TAIL = 0.25  # the error is measured on this last fraction of each sequence's positions
+ATTN_CORE = "attention"  # self_attn's output before o_proj
+DEPENDS = {  # what a stage's output depends on: the levels of the projections upstream of it, its own included
+    "q": ("q",), "k": ("k",), "v": ("v",),
+    ATTN_CORE: ("q", "k", "v"),
+    "o": ("q", "k", "v", "o"),
+    "gate": ("q", "k", "v", "o", "gate"),
+    "up": ("q", "k", "v", "o", "up"),
+    "down": KINDS,
+}
 
 
-def block_sparsity(levels: dict[str, float], params: dict[str, int]) -> float:
+def block_sparsity(levels: Levels, params: dict[str, int]) -> float:
     total = sum(params.values())
     return sum(levels[k] * params[k] for k in levels) / total
 
 
-def greedy_curve(error_of: Callable[[dict[str, float]], float], params: dict[str, int], step: float,
-                 max_sparsity: float, max_level: float = 0.99) -> Curve:
-    """Greedy path from all-dense up to ``max_sparsity`` block sparsity."""
+def _raises(levels: Levels, params: dict[str, int], step: float, max_level: float) -> list[tuple[str, float]]:
+    """Every projection that can still be raised, and its level one step up."""
+    out = []
+    for k in params:
+        new = min(levels[k] + step, max_level)
+        if new > levels[k]:
+            out.append((k, new))
+    return out
+
+
+def greedy_curve(errors_of: ErrorsOf, params: dict[str, int], step: float, max_sparsity: float,
+                 max_level: float = 0.99) -> Curve:
+    """Greedy path from all-dense up to ``max_sparsity`` block sparsity; ``errors_of`` gets the trials of one step
+    (the current levels with one projection raised) together. Ties go to the first projection of ``params``."""
     levels = {k: 0.0 for k in params}
     curve: Curve = [(0.0, dict(levels))]
-    current = error_of(levels)
+    (current,) = errors_of([levels])
     total = sum(params.values())
     while block_sparsity(levels, params) < max_sparsity:
-        best = None
-        for k in params:
-            new = min(levels[k] + step, max_level)
-            if new <= levels[k]:
-                continue
-            trial = {**levels, k: new}
-            err = error_of(trial)
-            cost = (err - current) / ((new - levels[k]) * params[k] / total)
-            if best is None or cost < best[0]:
-                best = (cost, k, new, err)
-        if best is None:
+        raises = _raises(levels, params, step, max_level)
+        if not raises:
             break
-        _, k, new, current = best
-        levels[k] = new
+        errors = errors_of([{**levels, k: new} for k, new in raises])
+        costs = [(err - current) / ((new - levels[k]) * params[k] / total) for (k, new), err in zip(raises, errors)]
+        best = min(range(len(costs)), key=costs.__getitem__)
+        k, new = raises[best]
+        levels[k], current = new, errors[best]
         curve.append((block_sparsity(levels, params), dict(levels)))
     return curve
 
 
-def pick(curve: Curve, target: float, params: dict[str, int]) -> dict[str, float]:
+def pick(curve: Curve, target: float, params: dict[str, int]) -> Levels:
     """Levels on the curve whose block sparsity equals ``target`` (linear between the two points around it)."""
     if target <= 0:
         return {k: 0.0 for k in params}
@@ -66,37 +95,162 @@ def pick(curve: Curve, target: float, params: dict[str, int]) -> dict[str, float
                      f"raise method.greedy_max")
 
 
-@torch.no_grad()
-def layer_error_fn(layer, gates: dict, inputs: list[torch.Tensor], kwargs: list[dict], tail: float = 0.25):
-    """``levels -> relative error`` of a layer's output on the last ``tail`` of the positions."""
-    dense = []
-    for g in gates.values():
-        g.set_level(0.0)
-    for x, kw in zip(inputs, kwargs):
-        dense.append(first_output(layer(x, **kw)))
+class _Memo:
+    """Stage outputs keyed by the stage and the levels it depends on: the same key is the same computation."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def key(stage: str, levels: Levels) -> tuple:
+        return stage, tuple(levels[k] for k in DEPENDS[stage])
+
+    def prune(self, floor: Levels) -> None:
+        """Drop what no later trial can ask for: levels only grow, so a key below ``floor`` anywhere is dead."""
+        self.outputs = {key: out for key, out in self.outputs.items()
+                        if all(lv >= floor[k] for k, lv in zip(DEPENDS[key[0]], key[1]))}
+
+
+class _Recall(nn.Module):
+    """Stands in for a gated projection while a replay runs. Its input is one chunk per trial (``trials``, set
+    before each call); a chunk's output is recalled where the projection already ran at the trial's levels,
+    the rest runs through the gated projection, one call per level."""
+
+    def __init__(self, kind: str, gated: GatedLinear, memo: _Memo) -> None:
+        super().__init__()
+        self.kind, self.gated, self.memo = kind, gated, memo
+        self.trials: list[Levels] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keys = [self.memo.key(self.kind, t) for t in self.trials]
+        todo: dict[float, dict[tuple, int]] = {}  # level -> key -> the trial whose chunk of x is its input
+        for i, key in enumerate(keys):
+            if key not in self.memo.outputs:
+                todo.setdefault(self.trials[i][self.kind], {}).setdefault(key, i)
+        chunks = x.chunk(len(keys)) if todo else []
+        for level, firsts in todo.items():
+            self.gated.gate.set_level(level)
+            inputs = x if len(firsts) == len(keys) else _stack([chunks[i] for i in firsts.values()])
+            self.memo.outputs.update(zip(firsts, self.gated(inputs).chunk(len(firsts))))
+        return _stack([self.memo.outputs[key] for key in keys])
+
+
+def _stack(chunks: list[torch.Tensor]) -> torch.Tensor:
+    """The chunks concatenated along the batch (a single one as it is: no copy)."""
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
+class _Fixed(nn.Module):
+    """Returns ``output`` whatever it is called with (an attention output the replay already has)."""
+
+    def __init__(self, output) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args, **kwargs):
+        return self.output
+
+
+def _repeated(args, n: int, batch: int):
+    """``args`` (tensors, or tuples, lists and dicts of them) for ``n`` copies of the batch: each tensor of two or more
+    dimensions whose first is the batch (``batch`` long) repeated ``n`` times along it; the rest (one-dimensional,
+    broadcast over the batch, not tensors) as it is."""
+    if isinstance(args, torch.Tensor):
+        return args.repeat(n, *[1] * (args.dim() - 1)) if args.dim() >= 2 and args.shape[0] == batch else args
+    if isinstance(args, (tuple, list)):
+        return type(args)(_repeated(a, n, batch) for a in args)
+    if isinstance(args, dict):
+        return {k: _repeated(v, n, batch) for k, v in args.items()}
+    return args
+
+
+@contextmanager
+def _standing_in(replacements: list[tuple[nn.Module, str, nn.Module]]):
+    """``setattr(parent, name, module)`` for each replacement while the block runs; then the originals again."""
+    originals = [(parent, name, getattr(parent, name)) for parent, name, _ in replacements]
+    try:
+        for parent, name, module in replacements:
+            setattr(parent, name, module)
+        yield
+    finally:
+        for parent, name, module in originals:
+            setattr(parent, name, module)
+
+
+class LayerReplay:
+    """A decoder layer's output on the last ``TAIL`` of the positions of its dense input ``x`` (one batch), at any
+    levels of its seven gated projections (``gated``: kind -> the ``GatedLinear`` installed in the layer), as
+    ``errors``: the relative error against all levels 0, for the trials of one greedy step at once.
+
+    Stages and what they run on: q, k, v (every position; their input never changes); the attention core
+    (``self_attn`` with q/k/v recalled and o_proj left out, every position, then cut to the tail); o_proj, and the
+    rest of the layer with the attention output given (tail positions; gate/up/down recalled). A stage's output is
+    reused while the levels in ``DEPENDS`` are the same: exact, since the same key is the same computation on the
+    same input. The trials that run together (``_groups``) are stacked along the batch."""
 
     @torch.no_grad()
-    def error_of(levels: dict[str, float]) -> float:
-        for k, g in gates.items():
-            g.set_level(levels[k])
-        num = den = 0.0
-        for x, kw, y in zip(inputs, kwargs, dense):
-            start = int(y.shape[-2] * (1 - tail))
-            d = (first_output(layer(x, **kw)) - y)[..., start:, :].float()
-            num += float(d.pow(2).sum())
-            den += float(y[..., start:, :].float().pow(2).sum())
-        return num / max(den, 1e-30)
+    def __init__(self, layer: nn.Module, gated: dict[str, GatedLinear], x: torch.Tensor, kwargs: dict) -> None:
+        self.layer, self.kwargs = layer, kwargs
+        self.start = int(x.shape[-2] * (1 - TAIL))
+        self.x_tail, self.batch = x[:, self.start:], x.shape[0]
+        self.memo = _Memo()
+        self.recalls = {kind: _Recall(kind, gated[kind], self.memo) for kind in KINDS}
+        self.attn_args, self.attn_kwargs = call_of(layer.self_attn, lambda: layer(x, **kwargs))
+        self.dense = self._outputs([{k: 0.0 for k in KINDS}])
+        self.dense_energy = float(self.dense.float().pow(2).sum())
 
-    return error_of
+    @torch.no_grad()
+    def errors(self, trials: list[Levels]) -> list[float]:
+        self.memo.prune({k: min(t[k] for t in trials) for k in KINDS})
+        y = torch.cat([self._outputs(group) for group in self._groups(trials)]).unflatten(0, (len(trials), -1))
+        sq = (y - self.dense).float().pow(2).sum(dim=tuple(range(1, y.dim())))
+        return [s / max(self.dense_energy, 1e-30) for s in sq.tolist()]
+
+    def _groups(self, trials: list[Levels]) -> list[list[Levels]]:
+        """The trials that run as one batch: all of a step's on a GPU (a launch per stage, not per trial), one at a
+        time on a CPU (there, stacking the trials' tensors costs more than the calls it saves)."""
+        return [trials] if self.x_tail.is_cuda else [[t] for t in trials]
+
+    def _replacing(self, kinds: tuple[str, ...], trials: list[Levels]) -> list[tuple[nn.Module, str, nn.Module]]:
+        out = []
+        for kind in kinds:
+            sub, attr, _ = PROJECTIONS[kind]
+            self.recalls[kind].trials = trials
+            out.append((getattr(self.layer, sub), attr, self.recalls[kind]))
+        return out
+
+    def _attention(self, trials: list[Levels]) -> list[torch.Tensor]:
+        """Each trial's attention core output on the tail positions (before o_proj); those not in the memo are
+        computed in one call of ``self_attn``, its arguments repeated along the batch for them."""
+        keys = [self.memo.key(ATTN_CORE, t) for t in trials]
+        todo = {key: trial for key, trial in zip(keys, trials) if key not in self.memo.outputs}
+        if todo:
+            attn, n = self.layer.self_attn, len(todo)
+            args, kwargs = _repeated((self.attn_args, self.attn_kwargs), n, self.batch)
+            stand_ins = self._replacing(("q", "k", "v"), list(todo.values())) + [(attn, "o_proj", nn.Identity())]
+            with _standing_in(stand_ins):
+                out = first_output(attn(*args, **kwargs))
+            self.memo.outputs.update(zip(todo, out[:, self.start:].chunk(n)))
+        return [self.memo.outputs[key] for key in keys]
+
+    def _outputs(self, trials: list[Levels]) -> torch.Tensor:
+        """The layer's tail output of every trial, stacked along the batch."""
+        self.recalls["o"].trials = trials
+        attended = self.recalls["o"](_stack(self._attention(trials)))
+        with _standing_in(self._replacing(("gate", "up", "down"), trials)
+                          + [(self.layer, "self_attn", _Fixed((attended, None)))]):
+            return first_output(self.layer(self.x_tail.repeat(len(trials), 1, 1), **self.kwargs))
 
 
-
-def greedy_curves(layers, gates_per_layer: list[dict], inputs, kwargs, params: dict[str, int], step: float,
-                  max_sparsity: float) -> list[Curve]:
-    curves = []
-    for i, layer in enumerate(tqdm(layers, desc="calibrate: greedy allocation", unit="layer")):
-        err = layer_error_fn(layer, gates_per_layer[i], inputs[i], kwargs)
-        curves.append(greedy_curve(err, params, step, max_sparsity))
-        for g in gates_per_layer[i].values():
-            g.set_level(0.0)
+def greedy_curves(layers, gated_per_layer: list[dict[str, GatedLinear]], inputs: list[torch.Tensor],
+                  kwargs: list[dict], params: dict[str, int], step: float, max_sparsity: float,
+                  done: list[Curve] = (), on_layer: Callable[[list[Curve]], None] = lambda curves: None) -> list[Curve]:
+    """One curve per layer, from layer ``len(done)`` on (``done``: the curves of the layers before it);
+    ``on_layer(curves so far)`` after each layer."""
+    curves = list(done)
+    for i in tqdm(range(len(curves), len(layers)), desc="calibrate: greedy allocation", unit="layer",
+                  initial=len(curves), total=len(layers)):
+        replay = LayerReplay(layers[i], gated_per_layer[i], inputs[i], kwargs[i])
+        curves.append(greedy_curve(replay.errors, params, step, max_sparsity))
+        on_layer(curves)
     return curves

@@ -148,7 +148,8 @@ def _unwrap(m: nn.Module) -> nn.Module:
 
 
 class _CalibrationCache:
-    """What a method calibrated (activation samples, greedy curves), keyed by what determines it."""
+    """What a method calibrated (activation samples, greedy curves), keyed by what determines it. A long computation
+    saves its progress as it goes (``save_progress``); a rerun with the same key resumes from it (``progress``)."""
 
     def __init__(self, model, method: Method, tokens: torch.Tensor, calibration: CalibrationConfig,
                  cache_dir: Path | None) -> None:
@@ -162,26 +163,45 @@ class _CalibrationCache:
     def get(self, name: str, compute):
         if name not in self.state:
             self.state[name] = compute()
+            self.state.pop(f"{name}.partial", None)
             self.dirty = True
         return self.state[name]
+
+    def progress(self, name: str) -> list:
+        """The parts of ``name`` that an interrupted computation saved (none: empty)."""
+        return list(self.state.get(f"{name}.partial", []))
+
+    def save_progress(self, name: str, parts: list) -> None:
+        """Save the parts of ``name`` computed so far (the file is rewritten whole, atomically)."""
+        self.state[f"{name}.partial"] = list(parts)
+        self.dirty = True
+        self.save()
 
     def save(self) -> None:
         if self.file is None or not self.dirty:
             return
         with atomic_file(self.file, "wb") as fh:
             torch.save(self.state, fh)
+        self.dirty = False
 
 
 def _greedy_curves(model, targets: list[Target], gates: dict[str, Gate], tokens: torch.Tensor,
-                   config: SparsityConfig, params: dict[str, int]):
-    """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates."""
+                   config: SparsityConfig, params: dict[str, int], cache: _CalibrationCache):
+    """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates. Each
+    finished layer's curve is saved in ``cache``: an interrupted search resumes at the first layer it lacks."""
+    if any(t.kind == "act" for t in targets):
+        raise SparsityError("allocation=greedy splits a layer's sparsity across its projections; this method gates "
+                            "the MLP activation only (use allocation=uniform)")
     n = min(config.greedy_samples, tokens.shape[0])
-    inputs, kwargs = capture_layer_io(model, tokens[:n], batch_size=n)  # one replay per trial
+    inputs, kwargs = capture_layer_io(model, tokens[:n], batch_size=n)  # one batch: a replay stacks trials on it
     modules = _install(targets, gates)  # every position gated: the search measures the tail of each sequence
     try:
-        by_layer = [{t.kind: gates[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
-        return allocate.greedy_curves(decoder_layers(model), by_layer, inputs, kwargs, params,
-                                      config.greedy_step, config.greedy_max)
+        for m in modules.values():
+            m.counting = False
+        by_layer = [{t.kind: modules[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
+        return allocate.greedy_curves(decoder_layers(model), by_layer, [x for x, in inputs], [kw for kw, in kwargs],
+                                      params, config.greedy_step, config.greedy_max, done=cache.progress("curves"),
+                                      on_layer=lambda curves: cache.save_progress("curves", curves))
     finally:  # uninstall: the caller installs the gates for evaluation (with the dense prefix)
         for t, m in zip(targets, modules.values()):
             setattr(t.parent, t.attr, _unwrap(m))
@@ -231,7 +251,8 @@ def _sparsify(model, config, method, targets, params, levels, calibration_tokens
     for g in gates.values():
         g.to(dev)
     if config.allocation == "greedy":
-        curves = cache.get("curves", lambda: _greedy_curves(model, targets, gates, calibration_tokens, config, params))
+        curves = cache.get("curves", lambda: _greedy_curves(model, targets, gates, calibration_tokens, config, params,
+                                                            cache))
         levels = {t.key: allocate.pick(curves[t.layer], config.sparsity, params)[t.kind] for t in targets}
     if cache is not None:
         cache.save()

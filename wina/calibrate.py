@@ -5,7 +5,7 @@
 - ``collect_samples``: a random subsample of each target's input activations (for quantile thresholds);
   ``sequential_samples_`` re-draws them layer by layer on the sparsified upstream.
 - ``capture_layer_io``: each decoder layer's input hidden states and call kwargs in the dense model (greedy
-  allocation replays single layers on them).
+  allocation replays single layers on them); ``call_of``: what one module is called with.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
     every gate before it, then the gate re-applies its level. Thresholds calibrated on dense activations
     overshoot the target once upstream layers are sparse; this makes the measured sparsity match it."""
     inputs, kwargs = capture_layer_io(model, tokens, first_only=True)  # the rest is recomputed with gates
-    hidden = inputs[0]
+    hidden, kwargs = inputs[0], kwargs[0]  # every layer is replayed with the first one's kwargs
     quota = max(1, per_target // tokens.shape[0])
     for i, layer in enumerate(tqdm(decoder_layers(model), desc="calibrate: sequential thresholds", unit="layer")):
         mine = [t for t in targets if t.layer == i]
@@ -161,29 +161,47 @@ def first_output(y):
 
 @torch.no_grad()
 def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, first_only: bool = False):
-    """Per layer: the list of input hidden states (one per batch), and per batch the layer call kwargs.
-    ``first_only``: capture the first layer's inputs and stop each forward pass there."""
-    layers = decoder_layers(model)
+    """Per layer: the list of its input hidden states (one per batch) and the list of its call kwargs (one per
+    batch; layers of another attention type, e.g. Gemma3's sliding and global ones, get other masks and rotary
+    embeddings). ``first_only``: capture the first layer's and stop each forward pass there."""
+    layers = decoder_layers(model)[:1] if first_only else decoder_layers(model)
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
-    kwargs_per_batch: list[dict] = []
+    kwargs: list[list[dict]] = [[] for _ in layers]
     hooks = []
 
     def hook_for(i):
-        def hook(module, args, kwargs):
-            hidden = args[0] if args else kwargs["hidden_states"]
-            inputs[i].append(hidden.detach())
-            if i == 0:
-                kw = {k: v for k, v in kwargs.items() if k not in ("hidden_states", "past_key_values", "use_cache")}
-                kwargs_per_batch.append(kw)
-                if first_only:
-                    raise _StopForward
+        def hook(module, args, kw):
+            inputs[i].append((args[0] if args else kw["hidden_states"]).detach())
+            skip = ("hidden_states", "past_key_values", "use_cache")
+            kwargs[i].append({k: v for k, v in kw.items() if k not in skip})
+            if first_only:
+                raise _StopForward
         return hook
 
-    for i, layer in enumerate(layers[:1] if first_only else layers):
+    for i, layer in enumerate(layers):
         hooks.append(layer.register_forward_pre_hook(hook_for(i), with_kwargs=True))
     try:
         run_batches(model, tokens, batch_size=batch_size, desc="calibrate: layer inputs")
     finally:
         for h in hooks:
             h.remove()
-    return inputs, kwargs_per_batch
+    return inputs, kwargs
+
+
+@torch.no_grad()
+def call_of(module: nn.Module, run) -> tuple[tuple, dict]:
+    """The positional and keyword arguments ``module`` is called with when ``run()`` runs (stopped right there)."""
+    seen = {}
+
+    def hook(mod, args, kwargs):
+        seen.update(args=args, kwargs=kwargs)
+        raise _StopForward
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        run()
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return seen["args"], seen["kwargs"]
