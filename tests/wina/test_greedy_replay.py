@@ -1,5 +1,6 @@
 """Greedy allocation's ``LayerReplay`` gives the search the whole-layer replay's errors, so the same curve, on every
-supported family; its memo stays bounded; an interrupted search resumes at the first layer it lacks."""
+supported family and each layer with its own call kwargs; a step recomputes only what the last pick changed and the
+memo stays bounded; an interrupted search resumes at the first layer it lacks."""
 
 import copy
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, Llam
 from experiments.bench.greedy import Recorder, WholeLayerReplay, largest_relative_difference
 from tests.wina.test_transform import COMMON, _random_norms_
 from wina import SparsityError, allocate, build_config, sparsify_
+from wina.calibrate import first_output
 from wina.targets import decoder_layers
 
 FAMILIES = {
@@ -74,18 +76,21 @@ def test_replay_gives_the_whole_layer_replays_curve(family, method, grouping, tm
         assert largest_relative_difference(a, b) <= TOLERANCE
 
 
-def test_captured_kwargs_replay_every_layer_exactly():
-    """Each layer gets its own call kwargs (Gemma3's sliding and global layers differ in mask and rotary)."""
-    from wina.calibrate import capture_layer_io, first_output
-
-    model = _model("gemma3")
-    inputs, kwargs = capture_layer_io(model, torch.randint(0, 97, (2, 32)), batch_size=2)
+def test_the_search_replays_each_layer_with_its_own_kwargs(monkeypatch):
+    """At level 0 each replayed layer gives the model's own output of that layer: Gemma3's global layer too."""
+    model, tokens = _model("gemma3"), torch.randint(0, 97, (2, 32))
+    outputs, replays = [], []
+    hooks = [layer.register_forward_hook(lambda module, args, out: outputs.append(first_output(out)))
+             for layer in decoder_layers(model)]
     with torch.no_grad():
-        out = first_output(decoder_layers(model)[0](inputs[0][0], **kwargs[0][0]))
-        assert torch.equal(out, inputs[1][0])
-        wrong = first_output(decoder_layers(model)[1](inputs[1][0], **kwargs[0][0]))
-        right = first_output(decoder_layers(model)[1](inputs[1][0], **kwargs[1][0]))
-    assert not torch.allclose(wrong, right)
+        model(tokens)
+    for hook in hooks:
+        hook.remove()
+    replay = allocate.LayerReplay
+    monkeypatch.setattr(allocate, "LayerReplay", lambda *args: replays.append(replay(*args)) or replays[-1])
+    sparsify_(copy.deepcopy(model), build_config("teal", dict(mask="topk", **SEARCH)), tokens)
+    for out, r in zip(outputs, replays, strict=True):
+        torch.testing.assert_close(r.dense, out[:, r.start:], rtol=1e-5, atol=1e-5)
 
 
 def _layer0_replay(model):
