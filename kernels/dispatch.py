@@ -4,6 +4,9 @@
 interpreter in tests), Triton importable, at most ``max_rows`` rows (default 1: on the H100 the kernel wins
 for single-row decode only; with independent per-row masks the union of 8 rows is already >= 83% dense at 80%
 sparsity, results/kernels/), fp16/bf16 with the weight in the same dtype.
+``mask_kernel_applies(x)``: may ``kernels.mask.masked_activations`` (score, select, mask and count in one kernel)
+gate a batched activation? (CUDA, or CPU under the interpreter in tests; the harness's gated modules use it for
+every call the decode kernel does not take.)
 ``gated_linear_auto`` uses it without syncing the host (CUDA-graph safe):
   * threshold is a Python number <= 0 and no scale (no gating)  -> F.linear(x, weight, bias)
   * ``kernel_applies``                                          -> kernels.gated_gemv.gated_linear
@@ -21,8 +24,9 @@ from .score import threshold_mask
 
 try:  # Triton is optional at import time (CPU-only installs)
     from .gated_gemv import gated_linear
+    from .mask import masked_activations
 except Exception:  # pragma: no cover - exercised only without triton
-    gated_linear = None
+    gated_linear = masked_activations = None
 
 DEFAULT_MAX_ROWS = 1
 ALLOW_CPU_KERNEL = False  # tests: let CPU tensors take the kernel path (Triton interpreter)
@@ -34,6 +38,12 @@ def kernel_applies(x: torch.Tensor, weight: torch.Tensor, max_rows: int = DEFAUL
     on_device = x.is_cuda or (ALLOW_CPU_KERNEL and x.device.type == "cpu")
     return (gated_linear is not None and on_device and rows <= max_rows
             and x.dtype in (torch.float16, torch.bfloat16) and weight.dtype == x.dtype)
+
+
+def mask_kernel_applies(x: torch.Tensor) -> bool:
+    """May ``kernels.mask.masked_activations`` gate ``x`` (any number of rows: prefill, scoring) here?"""
+    on_device = x.is_cuda or (ALLOW_CPU_KERNEL and x.device.type == "cpu")
+    return masked_activations is not None and on_device and x.dim() >= 2 and x.numel() > 0
 
 
 def gated_linear_torch(x: torch.Tensor, weight: torch.Tensor, threshold, bias: torch.Tensor | None = None,
@@ -57,4 +67,4 @@ def gated_linear_auto(x: torch.Tensor, weight: torch.Tensor | None, w_t: torch.T
     return gated_linear_torch(x, weight, threshold, bias, scale)
 
 
-__all__ = ["kernel_applies", "gated_linear_auto", "gated_linear_torch", "DEFAULT_MAX_ROWS"]
+__all__ = ["kernel_applies", "mask_kernel_applies", "masked_activations", "gated_linear_auto", "gated_linear_torch", "DEFAULT_MAX_ROWS"]

@@ -131,7 +131,7 @@ def _install(targets: list[Target], gates: dict[str, Gate], tokens: TokenPolicy 
     modules = {}
     for t in targets:
         if t.kind == "act":
-            new = GatedActivation(t.module, gates[t.key], tokens)
+            new = GatedActivation(t.module, gates[t.key], tokens, kernel)
         else:
             new = GatedLinear(t.module, gates[t.key], tokens, kernel)
         setattr(t.parent, t.attr, new)

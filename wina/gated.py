@@ -15,6 +15,8 @@ on the device (no host sync, CUDA-graph safe) so that the sparsity actually reac
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -48,6 +50,10 @@ class Gate(nn.Module):
         kernel), or None if the gate cannot be expressed so."""
         return None
 
+    def mask_rule(self, n: int):
+        """``(rule, value, scale)`` for ``kernels.mask.masked_activations`` (this gate's mask in one kernel), or None."""
+        return None
+
 
 class TopKGate(Gate):
     def __init__(self, scale: torch.Tensor | None = None) -> None:
@@ -59,6 +65,9 @@ class TopKGate(Gate):
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         return topk_mask(x, self.keep_count(x.shape[-1]), self.scale)
+
+    def mask_rule(self, n: int):
+        return "topk", self.keep_count(n), self.scale
 
     def kernel_args(self, x: torch.Tensor):
         from kernels.select import topk_threshold
@@ -117,37 +126,45 @@ class ThresholdGate(Gate):
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         return threshold_mask(x, self.threshold, self.scale)
 
+    def mask_rule(self, n: int):
+        return "threshold", self.threshold, self.scale
+
     def kernel_args(self, x: torch.Tensor):
         return self.threshold, self.scale
 
 
 class Counter:
-    """Kept / seen channel counts of one gated place, accumulated on the device (read once, when asked): over the
-    positions the token policy gates (the method's own sparsity, comparable to its target) and over every position
-    (dense prefixes included: what the computation actually skipped)."""
+    """Kept / seen channel counts of one gated place: over the positions the token policy gates (the method's own
+    sparsity, comparable to its target) and over every position (dense prefixes included: what the computation
+    actually skipped). Kept counts accumulate on the device (read once, when asked; no host sync per call), seen
+    counts are known from shapes."""
 
     counting: bool = True  # off: no counting work at all (timing runs)
 
     def reset_counts(self) -> None:
-        self._counts: torch.Tensor | None = None  # [kept, seen] gated positions, [kept, seen] all; int64, on device
+        self._kept: torch.Tensor | None = None  # int64 [2] on the device: kept over gated positions, over all
+        self._seen = [0, 0]
+
+    def kept_buffer(self, device) -> torch.Tensor:
+        if self._kept is None:
+            self._kept = torch.zeros(2, dtype=torch.int64, device=device)
+        return self._kept
+
+    def count_seen(self, x: torch.Tensor, dense_positions: int = 0) -> None:
+        self._seen[1] += x.numel()
+        self._seen[0] += x.numel() // x.shape[-2] * (x.shape[-2] - dense_positions) if dense_positions else x.numel()
 
     def count(self, mask: torch.Tensor, x: torch.Tensor, dense_positions: int = 0) -> None:
         if not self.counting:
             return
-        if self._counts is None:
-            self._counts = torch.zeros(4, dtype=torch.int64, device=x.device)
+        kept = self.kept_buffer(x.device)
         all_kept = mask.sum()
-        self._counts[2] += all_kept
-        self._counts[3] += x.numel()
-        if dense_positions:
-            self._counts[0] += mask[..., dense_positions:, :].sum()
-            self._counts[1] += x.numel() // x.shape[-2] * (x.shape[-2] - dense_positions)
-        else:
-            self._counts[0] += all_kept
-            self._counts[1] += x.numel()
+        kept[1] += all_kept
+        kept[0] += mask[..., dense_positions:, :].sum() if dense_positions else all_kept
+        self.count_seen(x, dense_positions)
 
     def _read(self, i: int) -> int:
-        return 0 if self._counts is None else int(self._counts[i])
+        return 0 if self._kept is None else int(self._kept[i])
 
     @property
     def kept(self) -> int:
@@ -155,19 +172,46 @@ class Counter:
 
     @property
     def seen(self) -> int:
-        return self._read(1)
+        return self._seen[0]
 
     @property
     def measured(self) -> float | None:
         """Skipped fraction over the gated positions."""
-        seen = self.seen
-        return None if seen == 0 else 1.0 - self.kept / seen
+        return None if self._seen[0] == 0 else 1.0 - self._read(0) / self._seen[0]
 
     @property
     def measured_all_positions(self) -> float | None:
         """Skipped fraction over every position (dense prefixes included)."""
-        seen = self._read(3)
-        return None if seen == 0 else 1.0 - self._read(2) / seen
+        return None if self._seen[1] == 0 else 1.0 - self._read(1) / self._seen[1]
+
+    def masked(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` times the gate's keep-mask (dense prefix kept), counted: one Triton kernel where
+        ``kernels.dispatch.mask_kernel_applies`` (CUDA, ``kernel="auto"``), else the PyTorch gate."""
+        rule = self.gate.mask_rule(x.shape[-1]) if self.kernel == "auto" and dispatch.mask_kernel_applies(x) else None
+        if rule is None:
+            mask, dense = self.tokens.apply_(self.gate.mask(x))
+            self.count(mask, x, dense)
+            return x * mask
+        dense = self.tokens.prefix_len(x)
+        kept = self.kept_buffer(x.device) if self.counting else torch.zeros(2, dtype=torch.int64, device=x.device)
+        out = dispatch.masked_activations(x, *rule, dense, kept)
+        if self.counting:
+            self.count_seen(x, dense)
+        return out
+
+
+@contextmanager
+def uncounted(model: nn.Module):
+    """Forward passes of ``model`` inside this leave its gated modules' counts as they were (checks, warm-ups)."""
+    counters = [m for m in model.modules() if isinstance(m, Counter)]
+    saved = [m.counting for m in counters]
+    for m in counters:
+        m.counting = False
+    try:
+        yield
+    finally:
+        for m, counting in zip(counters, saved):
+            m.counting = counting
 
 
 def dense_prefix_len(seq_len: int, frac: float, rounding: str = "wina") -> int:
@@ -185,9 +229,13 @@ class TokenPolicy:
     def __init__(self, dense_prefix: float = 0.0, rounding: str = "wina") -> None:
         self.dense_prefix, self.rounding = dense_prefix, rounding
 
+    def prefix_len(self, x: torch.Tensor) -> int:
+        """Dense leading positions of a ``[..., L, in]`` activation (none for a ``[rows, in]`` one)."""
+        return dense_prefix_len(x.shape[-2], self.dense_prefix, self.rounding) if x.dim() >= 3 else 0
+
     def apply_(self, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Set the dense prefix of a ``[..., L, in]`` mask to keep-all (in place); the mask and the prefix length."""
-        p = dense_prefix_len(mask.shape[-2], self.dense_prefix, self.rounding) if mask.dim() >= 3 else 0
+        p = self.prefix_len(mask)
         if p:
             mask[..., :p, :] = True
         return mask, p
@@ -229,10 +277,11 @@ class GatedLinear(nn.Module, Counter):
         if self.kernel == "auto" and dispatch.kernel_applies(x, self.weight):
             if (args := self.gate.kernel_args(x)) is not None:
                 return self._kernel_forward(x, *args)
-        mask, dense = self.tokens.apply_(self.gate.mask(x))
-        self.count(mask, x, dense)
-        y = F.linear(x * mask, self.weight, self.bias)
-        extra = self.gate.residual(x * ~mask)
+        kept = self.masked(x)
+        y = F.linear(kept, self.weight, self.bias)
+        if type(self.gate).residual is Gate.residual:
+            return y
+        extra = self.gate.residual(x - kept)  # the dropped channels (x - x * mask == x * ~mask, exactly)
         return y if extra is None else y + extra
 
     def extra_repr(self) -> str:
@@ -242,15 +291,15 @@ class GatedLinear(nn.Module, Counter):
 class GatedActivation(nn.Module, Counter):
     """``a = act(x); a * mask(a)``: CATS's threshold on ``silu(gate_proj(x))``."""
 
-    def __init__(self, act: nn.Module, gate: Gate, tokens: TokenPolicy | None = None) -> None:
+    def __init__(self, act: nn.Module, gate: Gate, tokens: TokenPolicy | None = None, kernel: str = "auto") -> None:
         super().__init__()
+        if kernel not in KERNEL_MODES:
+            raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
         self.act = act
         self.gate = gate
         self.tokens = tokens or TokenPolicy()
+        self.kernel = kernel
         self.reset_counts()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.act(x)
-        mask, dense = self.tokens.apply_(self.gate.mask(a))
-        self.count(mask, a, dense)
-        return a * mask
+        return self.masked(self.act(x))

@@ -12,6 +12,7 @@ from pathlib import Path
 from experiments.harness.errors import HarnessError
 from experiments.harness.record import TaskResult
 from experiments.harness.tasks import TaskSpec, write_local_task_configs
+from experiments.harness.templates import compile_templates_once
 
 # The metric a paper table shows for a task: acc_norm where the task has it, else GSM8K's
 # flexible-extract exact match, else acc (the WINA paper's convention).
@@ -55,6 +56,7 @@ class PreparedTasks:
                  num_fewshot: int | None, seed: int) -> None:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1" if data_source == "local" else "0")
         logging.getLogger("lm_eval").setLevel(logging.WARNING)
+        compile_templates_once()
         self.data_source, self._workdir = data_source, tempfile.TemporaryDirectory(prefix="wina-tasks-")
         self.seed = seed
         self._seed()

@@ -141,8 +141,36 @@ def test_single_row_takes_kernel_and_matches_torch_path(kernel_calls, name):
 
 
 def test_several_rows_stay_on_torch_path(kernel_calls):
-    lin = torch.nn.Linear(64, 32).half()
+    lin = torch.nn.Linear(64, 32).half().to(DEV)
     gate = TopKGate()
     gate.set_level(0.5)
-    GatedLinear(lin, gate, kernel="auto")(torch.randn(2, 5, 64).half())
+    GatedLinear(lin, gate, kernel="auto")(torch.randn(2, 5, 64).half().to(DEV))
     assert not kernel_calls
+
+
+@pytest.mark.parametrize("name", ["topk", "topk_scaled", "threshold", "rsparse", "activation"])
+def test_batched_rows_take_the_mask_kernel_and_match_torch_path(monkeypatch, name):
+    """Prefill / scoring calls gate in one kernel (``kernels.mask``): the same output and the same counts as the
+    PyTorch gate, dense prefix included."""
+    from kernels import dispatch
+
+    calls = []
+    real = dispatch.masked_activations
+    monkeypatch.setattr(dispatch, "ALLOW_CPU_KERNEL", True)
+    monkeypatch.setattr(dispatch, "masked_activations", lambda *a: calls.append(a[1]) or real(*a))
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 80, bias=True).to(DEV)
+    gate = _gates(lin.weight.detach())["threshold" if name == "activation" else name].to(DEV)
+    gate.set_level(0.6)
+    tokens = TokenPolicy(dense_prefix=0.25)
+    if name == "activation":
+        fast = GatedActivation(torch.nn.SiLU(), gate, tokens, kernel="auto")
+        slow = GatedActivation(torch.nn.SiLU(), gate, tokens, kernel="off")
+    else:
+        fast, slow = GatedLinear(lin, gate, tokens, kernel="auto"), GatedLinear(lin, gate, tokens, kernel="off")
+    x = torch.randn(3, 8, 96, device=DEV)
+    y_fast, y_slow = fast(x), slow(x)
+    assert calls, "the mask kernel was not used"
+    assert torch.allclose(y_fast, y_slow, atol=1e-6)
+    assert (fast.kept, fast.seen) == (slow.kept, slow.seen) and 0 < fast.kept < fast.seen
+    assert fast.measured_all_positions == slow.measured_all_positions

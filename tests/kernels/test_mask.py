@@ -1,0 +1,69 @@
+"""``kernels.mask.masked_activations`` is the PyTorch gates' function in one kernel: exactly the k largest scores per
+row (ties kept in channel order), or ``score > t``; the dense prefix kept whole; the kept counts of gated rows and of
+all rows added on the device."""
+
+import pytest
+import torch
+
+from kernels.mask import masked_activations
+from kernels.score import threshold_mask, topk_mask
+
+
+def _run(x, rule, value, scale=None, dense=0):
+    kept = torch.zeros(2, dtype=torch.int64, device=x.device)
+    return masked_activations(x, rule, value, scale, dense, kept), kept
+
+
+def _reference(x, mask, dense):
+    mask = mask.clone()
+    mask[..., :dense, :] = True
+    return x * mask, [int(mask[..., dense:, :].sum()), int(mask.sum())]
+
+
+@pytest.mark.parametrize("n,k", [(24, 0), (24, 1), (24, 9), (24, 23), (24, 24), (100, 37), (576, 201)])
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_topk_equals_the_pytorch_gate(dev, n, k, with_scale):
+    torch.manual_seed(n + k)
+    x = torch.randn(3, 7, n, device=dev)  # 21 rows: not a multiple of the kernel's row block
+    scale = torch.rand(n, device=dev) + 0.5 if with_scale else None
+    got, kept = _run(x, "topk", k, scale, dense=2)
+    want, counts = _reference(x, topk_mask(x, k, scale), 2)
+    assert torch.equal(got, want)
+    assert kept.tolist() == counts
+
+
+def test_topk_keeps_exactly_k_with_ties_in_channel_order(dev):
+    x = torch.tensor([[1.0, -2.0, 2.0, 0.5, -2.0, 2.0, 3.0, 0.0]] * 2, device=dev)
+    got, kept = _run(x, "topk", 4)  # 3.0, then three of the four |2.0|: the first three
+    assert got.tolist() == [[0.0, -2.0, 2.0, 0.0, -2.0, 0.0, 3.0, 0.0]] * 2
+    assert kept.tolist() == [8, 8]
+
+
+def test_fp16_scores_rank_in_fp16(dev):
+    torch.manual_seed(1)
+    x, scale = torch.randn(5, 11, 64, device=dev).half(), torch.rand(64, device=dev) + 0.5
+    got, _ = _run(x, "topk", 20, scale)
+    score = (x.abs() * scale.half()).float()
+    kept = got != 0
+    assert (kept.sum(-1) == 20).all()
+    assert (score.masked_fill(~kept, float("inf")).amin(-1) >= score.masked_fill(kept, -1).amax(-1)).all()
+
+
+@pytest.mark.parametrize("t", [float("-inf"), 0.3, 1.1])
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_threshold_equals_the_pytorch_gate(dev, t, with_scale):
+    torch.manual_seed(3)
+    x = torch.randn(2, 9, 40, device=dev)
+    scale = torch.rand(40, device=dev) + 0.5 if with_scale else None
+    got, kept = _run(x, "threshold", t, scale, dense=3)
+    want, counts = _reference(x, threshold_mask(x, t, scale), 3)
+    assert torch.equal(got, want)
+    assert kept.tolist() == counts
+
+
+def test_counts_accumulate(dev):
+    x = torch.randn(4, 6, 16, device=dev)
+    kept = torch.zeros(2, dtype=torch.int64, device=dev)
+    for _ in range(3):
+        masked_activations(x, "topk", 5, None, 1, kept)
+    assert kept.tolist() == [3 * 4 * 5 * 5, 3 * (4 * 5 * 5 + 4 * 16)]
