@@ -67,4 +67,5 @@ def gated_linear_auto(x: torch.Tensor, weight: torch.Tensor | None, w_t: torch.T
     return gated_linear_torch(x, weight, threshold, bias, scale)
 
 
-__all__ = ["kernel_applies", "mask_kernel_applies", "masked_activations", "gated_linear_auto", "gated_linear_torch", "DEFAULT_MAX_ROWS"]
+__all__ = ["kernel_applies", "mask_kernel_applies", "masked_activations", "gated_linear_auto", "gated_linear_torch",
+           "DEFAULT_MAX_ROWS"]

@@ -83,12 +83,10 @@ class _Sampler:
     def _hook(self, key: str):
         def hook(module, args, output=None):
             x = (args[0] if output is None else output).detach()
-            width, rows = x.shape[-1], x.numel() // x.shape[-1] // x.shape[-2] if x.dim() >= 3 else 1
-            x = x.flatten()
-            # the quota is per sequence: a call on a batch of sequences draws that many per sequence
-            idx = torch.randint(0, x.numel(), (min(self.quota * rows, x.numel()),), generator=self.gen)
-            values = x[idx.to(x.device)].float().cpu()  # drawn where x lives: only the sample crosses to the host
-            self.chunks[key].append(torch.stack([values, (idx % width).float()]))  # values; their channels
+            width = x.shape[-1]
+            x = x.flatten().float().cpu()
+            idx = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
+            self.chunks[key].append(torch.stack([x[idx], (idx % width).float()]))  # values; their channels
         return hook
 
     def __enter__(self):
@@ -138,10 +136,8 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
     activation, MLP intermediate), each gate's sample is re-drawn from activations that already went through
     every gate before it, then the gate re-applies its level. Thresholds calibrated on dense activations
     overshoot the target once upstream layers are sparse; this makes the measured sparsity match it."""
-    # the first layer's input for all sequences in one batch (they share a length); the rest is recomputed with
-    # gates, every layer replayed on the whole batch with the first layer's kwargs
-    inputs, kwargs = capture_layer_io(model, tokens, batch_size=tokens.shape[0], first_only=True)
-    (hidden,), (kwargs,) = inputs[0], kwargs[0]
+    inputs, kwargs = capture_layer_io(model, tokens, first_only=True)  # the rest is recomputed with gates
+    hidden, kwargs = inputs[0], kwargs[0]  # every layer is replayed with the first one's kwargs
     quota = max(1, per_target // tokens.shape[0])
     for i, layer in enumerate(tqdm(decoder_layers(model), desc="calibrate: sequential thresholds", unit="layer")):
         mine = [t for t in targets if t.layer == i]
@@ -150,11 +146,12 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
             if not group:
                 continue
             with _Sampler(group, quota, seed + i) as sampler:
-                layer(hidden, **kwargs)
+                for x, kw in zip(hidden, kwargs):
+                    layer(x, **kw)
             drawn = sampler.samples()
             for key, sample in (share_by_site(drawn, group) if shared_sites else drawn).items():
                 gates[key].resample(sample)
-        hidden = first_output(layer(hidden, **kwargs))
+        hidden = [first_output(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
 
 
 def first_output(y):

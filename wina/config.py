@@ -35,7 +35,7 @@ class SparsityConfig:
     greedy_step: float = 0.05
     greedy_samples: int = 8  # calibration sequences the greedy search replays
     greedy_max: float = 0.9  # the greedy curve is computed up to this block sparsity (cached, reused by sweeps)
-    kernel: str = "auto"  # auto: Triton on CUDA (decode GEMV for single rows, one-pass masking otherwise); off: PyTorch
+    kernel: str = "auto"  # auto: Triton on CUDA (decode GEMV for one row, one-pass masking else); off: PyTorch
 
     def check(self) -> None:
         if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) or not 0.0 <= self.sparsity < 1.0:

@@ -51,7 +51,8 @@ class Gate(nn.Module):
         return None
 
     def mask_rule(self, n: int):
-        """``(rule, value, scale)`` for ``kernels.mask.masked_activations`` (this gate's mask in one kernel), or None."""
+        """``(rule, value, scale)`` for ``kernels.mask.masked_activations`` (this gate's mask in one kernel); None:
+        the gate has no such form."""
         return None
 
 

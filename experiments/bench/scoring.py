@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"scoring: {loaded.name} on {next(loaded.model.parameters()).device}, {len(requests)} requests "
           f"({', '.join(s.name for s in specs)}, limit {cfg.limit}); tokenized in {tokenize_s:.1f} s\n")
     print(markdown_table(("batch", "scorer s", "requests/s", "HFLM s", "HFLM / scorer",
-                          "max |ll diff| (vs HFLM, or the first run)", "greedy flags differing"), rows))
+                          "max ll diff (vs HFLM, or the first run)", "greedy flags differing"), rows))
     if args.profile:
         _profile(ContinuationScorer(loaded.model, lm.max_length, sizes[0]), requests[:sizes[0] * args.profile])
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from lm_eval.models.utils import Collator
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
 from wina.gated import uncounted
@@ -28,13 +27,6 @@ from wina.gated import uncounted
 
 class HeadMismatch(RuntimeError):
     pass
-
-
-# Scaled-dot-product attention without cuDNN's kernel: it builds an execution plan for every new (batch, length)
-# shape, and scoring sorts requests by length, so nearly every batch is a new shape (~1 ms of host time per
-# attention call). Measured on an H100 (experiments/bench/scoring.py, paper8 limit 200, batch 256): 2.44 s with
-# it, 1.18 s with flash attention.
-ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def _sort_key(req):
@@ -85,8 +77,7 @@ class ContinuationScorer:
         order = Collator(requests, sort_fn=_sort_key, group_by="contexts", group_fn=_group_key)
         answers: list[tuple[float, bool]] = []
         device = next(self.model.parameters()).device
-        with tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests") as bar, \
-                sdpa_kernel(ATTENTION_BACKENDS):
+        with tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests") as bar:
             for chunk in order.get_batched(n=self.batch_size):
                 batch = self._score_batch(chunk, order, device)
                 for key, answer in batch:

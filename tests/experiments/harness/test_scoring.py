@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 from lm_eval.models.huggingface import HFLM
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM)
 
 from experiments.harness.lm import SessionLM
 from experiments.harness.scoring import HeadMismatch
