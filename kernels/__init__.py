@@ -9,6 +9,9 @@ Public API (Triton imported by the submodules, not here):
   kernels.dispatch.gated_linear_torch(x, weight, threshold, bias=None, scale=None)
   kernels.select.calibrate_threshold(x_samples, scale, sparsity) -> float
   kernels.select.topk_threshold(x, k, scale=None) -> per-row threshold [..., 1]
-The harness reaches the kernel through wina.gated.GatedLinear (single-row CUDA calls).
+  kernels.mask.masked_activations(x, rule, value, scale, dense_prefix, kept) -> x * keep
+      one pass for batched calls: exact per-row top-k ("topk", k) or "threshold" on |x| * scale, dense prefix
+      kept, kept counts added to ``kept`` on the device
+The harness reaches the kernels through wina.gated.GatedLinear / GatedActivation (CUDA calls, kernel=auto).
 Launch configs: kernels/tuned_configs.json (H100 sweep), else a heuristic.
 """
