@@ -194,7 +194,12 @@ class Counter:
             self.count(mask, x, dense)
             return x * mask
         dense = self.tokens.prefix_len(x)
-        kept = self.kept_buffer(x.device) if self.counting else torch.zeros(2, dtype=torch.int64, device=x.device)
+        if self.counting:
+            kept = self.kept_buffer(x.device)
+        else:  # the kernel adds its counts somewhere: a scratch buffer, kept for the next uncounted call
+            if getattr(self, "_scratch", None) is None or self._scratch.device != x.device:
+                self._scratch = torch.zeros(2, dtype=torch.int64, device=x.device)
+            kept = self._scratch
         out = dispatch.masked_activations(x, *rule, dense, kept)
         if self.counting:
             self.count_seen(x, dense)
