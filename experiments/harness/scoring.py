@@ -98,28 +98,27 @@ class ContinuationScorer:
         for b, ((_, _, cont), tokens) in enumerate(zip(chunk, inputs)):
             starts.append(len(rows))
             rows.extend(range(b * width + len(tokens) - len(cont), b * width + len(tokens)))
-        # Each request of a group takes the trailing rows of its representative, as HFLM's get_cache does.
-        keys, member_rows, targets, owner = [], [], [], []
+        # Each request of a group takes the trailing rows of its representative, as HFLM's get_cache does. Its
+        # tokens go to its own row of a [requests, longest] grid, summed per row: the same order on every run.
+        keys, member_rows, targets, slots = [], [], [], []
+        longest = max(len(cont) for _, _, cont in chunk)
         for b, (key, ctx, cont) in enumerate(chunk):
             rep_rows = torch.arange(starts[b], starts[b] + len(cont)).view(1, -1, 1)
             for m_key, m_cont, m_rows in order.get_cache(req_str=key, cxt_toks=ctx, cont_toks=cont, logits=rep_rows):
-                owner.extend([len(keys)] * len(m_cont))
+                slots.extend(range(len(keys) * longest, len(keys) * longest + len(m_cont)))
                 member_rows.extend(m_rows[0, -len(m_cont):, 0].tolist())
                 targets.extend(m_cont)
                 keys.append(m_key)
-        ids = ids.to(device)
+        ids, rows_t = ids.to(device), torch.tensor(rows, device=device)
         with self.autocast() if self.autocast else torch.no_grad():
             hidden = self.decoder(input_ids=ids, use_cache=False).last_hidden_state
-            logits = self.logits(hidden.flatten(0, 1)[torch.tensor(rows, device=device)])
+            logits = self.logits(hidden.flatten(0, 1)[rows_t])
         if not self.checked:
-            self.check_head(ids, torch.tensor(rows, device=device), logits)
+            self.check_head(ids, rows_t, logits)
         logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-        member_rows_t = torch.tensor(member_rows, device=device)
-        targets_t = torch.tensor(targets, device=device)
-        owner_t = torch.tensor(owner, device=device)
-        token_logp = logp[member_rows_t, targets_t]
-        missed = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
-        sums = torch.zeros(len(keys), device=device, dtype=torch.float32).index_add_(0, owner_t, token_logp)
-        misses = torch.zeros(len(keys), device=device, dtype=torch.float32).index_add_(0, owner_t, missed)
-        sums, misses = torch.stack([sums, misses]).tolist()
+        member_rows_t, targets_t, slots_t = torch.tensor([member_rows, targets, slots], device=device)
+        grid = torch.zeros(2, len(keys) * longest, device=device, dtype=torch.float32)
+        grid[0, slots_t] = logp[member_rows_t, targets_t]
+        grid[1, slots_t] = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
+        sums, misses = grid.view(2, len(keys), longest).sum(-1).tolist()
         return [(k, (s, m == 0)) for k, s, m in zip(keys, sums, misses)]
