@@ -135,12 +135,22 @@ class ThresholdGate(Gate):
 
 
 class Counter:
-    """Kept / seen channel counts of one gated place: over the positions the token policy gates (the method's own
+    """What a gated module shares: its gate, token policy and kernel mode, the gating itself (``masked``), and the
+    kept / seen channel counts of the place it gates: over the positions the token policy gates (the method's own
     sparsity, comparable to its target) and over every position (dense prefixes included: what the computation
     actually skipped). Kept counts accumulate on the device (read once, when asked; no host sync per call), seen
     counts are known from shapes."""
 
     counting: bool = True  # off: no counting work at all (timing runs)
+
+    def _init_gating(self, gate: Gate, tokens: TokenPolicy | None, kernel: str) -> None:
+        if kernel not in KERNEL_MODES:
+            raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
+        self.gate = gate
+        self.tokens = tokens or TokenPolicy()
+        self.kernel = kernel
+        self._scratch: torch.Tensor | None = None  # where the mask kernel adds the counts of uncounted calls
+        self.reset_counts()
 
     def reset_counts(self) -> None:
         self._kept: torch.Tensor | None = None  # int64 [2] on the device: kept over gated positions, over all
@@ -197,7 +207,7 @@ class Counter:
         if self.counting:
             kept = self.kept_buffer(x.device)
         else:  # the kernel adds its counts somewhere: a scratch buffer, kept for the next uncounted call
-            if getattr(self, "_scratch", None) is None or self._scratch.device != x.device:
+            if self._scratch is None or self._scratch.device != x.device:
                 self._scratch = torch.zeros(2, dtype=torch.int64, device=x.device)
             kept = self._scratch
         out = dispatch.masked_activations(x, *rule, dense, kept)
@@ -256,16 +266,11 @@ class GatedLinear(nn.Module, Counter):
 
     def __init__(self, linear: nn.Linear, gate: Gate, tokens: TokenPolicy | None = None, kernel: str = "auto") -> None:
         super().__init__()
-        if kernel not in KERNEL_MODES:
-            raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
         self.weight = linear.weight
         self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.gate = gate
-        self.tokens = tokens or TokenPolicy()
-        self.kernel = kernel
         self._w_t = None
-        self.reset_counts()
+        self._init_gating(gate, tokens, kernel)
 
     def _kernel_forward(self, x: torch.Tensor, threshold, scale) -> torch.Tensor:
         if self._w_t is None:  # the kernel reads W transposed: a kept channel is one contiguous row
@@ -299,13 +304,8 @@ class GatedActivation(nn.Module, Counter):
 
     def __init__(self, act: nn.Module, gate: Gate, tokens: TokenPolicy | None = None, kernel: str = "auto") -> None:
         super().__init__()
-        if kernel not in KERNEL_MODES:
-            raise ValueError(f"kernel={kernel!r}; accepted: {', '.join(KERNEL_MODES)}")
         self.act = act
-        self.gate = gate
-        self.tokens = tokens or TokenPolicy()
-        self.kernel = kernel
-        self.reset_counts()
+        self._init_gating(gate, tokens, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.masked(self.act(x))
