@@ -2,9 +2,9 @@
 
 ``masked_activations(x, rule, value, scale, dense_prefix, kept)`` returns ``x * keep`` where ``keep`` is the gate's
 mask on the score ``|x| * scale`` rounded to ``x``'s dtype (exactly ``kernels.score.channel_score``):
-- ``rule="topk"``: the ``value`` (= k) largest scores of each row, exactly k: per row, a bisection on the fp32 bit
-  pattern of the scores finds the k-th largest (over the bits a score of x's dtype can have: 16 steps for bf16),
-  ties at it are kept in channel order until the row holds k;
+- ``rule="topk"``: the ``value`` (= k) largest scores of each row, exactly k: per row, a bisection on an integer
+  key that orders like the score finds the k-th largest (fp16/bf16: the score's 15 bits, two keys counted per 32-bit
+  operation, 15 steps; fp32: its bit pattern, 31 steps), ties at it are kept in channel order until the row holds k;
 - ``rule="threshold"``: ``score > value``.
 Rows whose position in their sequence (``row % seq_len``) is below ``dense_prefix`` keep everything (the token
 policy's dense prefix). The kept count of the gated rows and of all rows is added to ``kept[0]`` / ``kept[1]``
@@ -16,17 +16,25 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
 
 RULES = {"topk": 0, "threshold": 1}
-# Low bits that are zero in the fp32 pattern of a score rounded to x's dtype: the bisection skips them
-# (16 steps instead of 31 for bf16).
-ZERO_LOW_BITS = {torch.bfloat16: 16, torch.float16: 13}
+
+
+@triton.jit
+def _score_in_dtype(score, x_ptr, FIX_BF16: tl.constexpr):
+    """An fp32 score rounded to x's dtype (round to nearest even; under the interpreter, which truncates to bf16,
+    rounded explicitly as ``parts._to_out`` does)."""
+    if FIX_BF16:
+        b = score.to(tl.int32, bitcast=True)
+        score = ((b + 0x7FFF + ((b >> 16) & 1)) & -65536).to(tl.float32, bitcast=True)
+    return score.to(x_ptr.dtype.element_ty)
 
 
 @triton.jit
 def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k, thr,
-                   RULE: tl.constexpr, HAS_SCALE: tl.constexpr, SHIFT: tl.constexpr, BLOCK_M: tl.constexpr,
-                   BLOCK_N: tl.constexpr):
+                   RULE: tl.constexpr, HAS_SCALE: tl.constexpr, PACKED: tl.constexpr, FIX_BF16: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid = tl.program_id(0)
     rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.arange(0, BLOCK_N)
@@ -36,21 +44,46 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
     x = tl.load(x_ptr + offs, mask=ok, other=0.0)
     score = tl.abs(x.to(tl.float32))
     if HAS_SCALE:  # channel_score: the scale and the product rounded to x's dtype, as PyTorch computes them
-        sc = tl.load(s_ptr + cols, mask=cols < N, other=0.0).to(x_ptr.dtype.element_ty).to(tl.float32)
-        score = (score * sc[None, :]).to(x_ptr.dtype.element_ty).to(tl.float32)
+        sc = _score_in_dtype(tl.load(s_ptr + cols, mask=cols < N, other=0.0).to(tl.float32), x_ptr, FIX_BF16)
+        sc = sc.to(tl.float32)
+        score = _score_in_dtype(score * sc[None, :], x_ptr, FIX_BF16).to(tl.float32)
     dense = (rows % seq_len) < dense_prefix
     if RULE == 0:
-        # scores >= 0 order like their bits; a score rounded to a 16-bit dtype has its low SHIFT bits zero
-        bits = tl.where(ok, score.to(tl.int32, bitcast=True) >> SHIFT, -1)
-        lo = tl.full([BLOCK_M], -1, tl.int32)  # count(bits > lo) >= k
-        hi = tl.full([BLOCK_M], 0x7F800000 >> SHIFT, tl.int32)  # count(bits > hi) < k (k >= 1)
-        for _ in range(31 - SHIFT):
-            mid = lo + (hi - lo) // 2
-            big = tl.sum((bits > mid[:, None]).to(tl.int32), axis=1) >= k
-            lo = tl.where(big, mid, lo)
-            hi = tl.where(big, hi, mid)
-        above = bits > hi[:, None]
-        at = bits == hi[:, None]
+        # Bisection for the k-th largest score of each row on an integer key that orders like the score: count(key
+        # > lo) >= k > count(key > hi) until hi = lo + 1, then hi is the k-th largest key.
+        if PACKED:
+            # 16-bit x: key = the score's own 15 bits + 1 (1 .. 0x7F81; 0 pads), two keys per 32-bit word, and one
+            # subtraction counts both: (key | 0x8000) - (lo + 1) has bit 15 set iff key > lo (no borrow between
+            # the halves). Half the instructions per bisection step.
+            rounded = _score_in_dtype(score, x_ptr, FIX_BF16)
+            if x_ptr.dtype.element_ty == tl.bfloat16:  # a bf16 value's bits are the top half of its fp32 pattern
+                bits = rounded.to(tl.float32).to(tl.int32, bitcast=True) >> 16
+            else:
+                bits = rounded.to(tl.int16, bitcast=True).to(tl.int32)
+            key = tl.where(ok, bits + 1, 0)
+            even, odd = tl.split(tl.reshape(key, [BLOCK_M, BLOCK_N // 2, 2]))
+            words = ((odd << 16) | even).to(tl.uint32, bitcast=True) | 0x80008000
+            lo = tl.zeros([BLOCK_M], tl.int32)
+            hi = tl.full([BLOCK_M], 0x7F82, tl.int32)
+            for _ in range(15):
+                mid = lo + (hi - lo) // 2
+                m1 = (mid + 1).to(tl.uint32)
+                hits = ((words - ((m1 << 16) | m1)[:, None]) >> 15) & 0x10001
+                both = tl.sum(hits, axis=1)
+                big = ((both & 0xFFFF) + (both >> 16)).to(tl.int32) >= k
+                lo = tl.where(big, mid, lo)
+                hi = tl.where(big, hi, mid)
+        else:  # fp32: the score's bit pattern (scores >= 0 order like their bits); -1 pads
+            key = tl.where(ok, score.to(tl.int32, bitcast=True), -1)
+            lo = tl.full([BLOCK_M], -1, tl.int32)
+            hi = tl.full([BLOCK_M], 0x7F800000, tl.int32)
+            for _ in range(31):
+                mid = lo + (hi - lo) // 2
+                big = tl.sum((key > mid[:, None]).to(tl.int32), axis=1) >= k
+                lo = tl.where(big, mid, lo)
+                hi = tl.where(big, hi, mid)
+        above = key > hi[:, None]
+        at = key == hi[:, None]
         room = k - tl.sum(above.to(tl.int32), axis=1)  # ties at the k-th score, kept in channel order
         keep = above | (at & (tl.cumsum(at.to(tl.int32), axis=1) <= room[:, None]))
         keep = keep & (k > 0)
@@ -58,14 +91,26 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
         keep = score > tl.full([1, 1], thr, tl.float32).to(x_ptr.dtype.element_ty).to(tl.float32)
     keep = (keep | dense[:, None]) & ok
     tl.store(y_ptr + offs, tl.where(keep, x, 0.0).to(y_ptr.dtype.element_ty), mask=ok)
-    per_row = tl.sum(keep.to(tl.int64), axis=1)
-    tl.atomic_add(kept_ptr, tl.sum(tl.where(dense, 0, per_row), axis=0))
-    tl.atomic_add(kept_ptr + 1, tl.sum(per_row, axis=0))
+    per_row = tl.sum(keep.to(tl.int32), axis=1)
+    tl.atomic_add(kept_ptr, tl.sum(tl.where(dense, 0, per_row), axis=0).to(tl.int64))
+    tl.atomic_add(kept_ptr + 1, tl.sum(per_row, axis=0).to(tl.int64))
+
+
+def launch_config(n: int, rule: str = "topk") -> tuple[int, int]:
+    """(rows per program, warps) for rows of ``n`` channels. Top-k: one row per program and a warp per 2048 channels
+    (the bisection's counts stay within a warp); threshold: blocks of about 4096 values. Measured on an H100 with
+    ``python -m experiments.bench.mask --sweep`` (bf16, 8192 rows of 576 and 1536 channels)."""
+    block_n = triton.next_power_of_2(n)
+    if rule == "topk":
+        return 1, max(1, min(8, block_n // 2048))
+    block_m = max(1, min(8, 4096 // block_n))
+    return block_m, 4 if block_m * block_n <= 4096 else 8
 
 
 def masked_activations(x: torch.Tensor, rule: str, value, scale: torch.Tensor | None, dense_prefix: int,
-                       kept: torch.Tensor) -> torch.Tensor:
-    """``x * keep`` for ``x`` [..., L, N] (see the module docstring); ``kept``: int64 [2] on x's device."""
+                       kept: torch.Tensor, config: tuple[int, int] | None = None) -> torch.Tensor:
+    """``x * keep`` for ``x`` [..., L, N] (see the module docstring); ``kept``: int64 [2] on x's device;
+    ``config``: (rows per program, warps), default ``launch_config(N, rule)``."""
     n = x.shape[-1]
     seq_len = x.shape[-2] if x.dim() >= 2 else 1
     x2 = x.reshape(-1, n)
@@ -73,12 +118,12 @@ def masked_activations(x: torch.Tensor, rule: str, value, scale: torch.Tensor | 
         x2 = x2.contiguous()
     y = torch.empty_like(x2)
     rows = x2.shape[0]
-    block_n = triton.next_power_of_2(n)
-    block_m = max(1, min(8, 4096 // block_n))
+    block_m, warps = config or launch_config(n, rule)
     k = min(int(value), n) if rule == "topk" else 0
     _masked_kernel[(triton.cdiv(rows, block_m),)](
         x2, scale if scale is not None else x2, y, kept, rows, n, seq_len, int(dense_prefix), k,
         float(value) if rule == "threshold" else 0.0, RULE=RULES[rule], HAS_SCALE=scale is not None,
-        SHIFT=ZERO_LOW_BITS.get(x.dtype, 0),
-        BLOCK_M=block_m, BLOCK_N=block_n, num_warps=4 if block_m * block_n <= 4096 else 8)
+        PACKED=x.dtype in (torch.float16, torch.bfloat16),
+        FIX_BF16=x.dtype == torch.bfloat16 and isinstance(_masked_kernel, InterpretedFunction),
+        BLOCK_M=block_m, BLOCK_N=max(2, triton.next_power_of_2(n)), num_warps=warps)
     return y.view(x.shape)

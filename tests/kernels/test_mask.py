@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kernels.mask import masked_activations
-from kernels.score import threshold_mask, topk_mask
+from kernels.score import channel_score, threshold_mask, topk_mask
 
 
 def _run(x, rule, value, scale=None, dense=0):
@@ -43,8 +43,6 @@ def test_topk_keeps_exactly_k_with_ties_in_channel_order(dev):
 def test_16bit_scores_rank_in_their_dtype(dev, dtype):
     """Exactly k per row, none dropped above a kept one, by the score rounded to x's dtype (the bisection runs
     over the bits such a score can have)."""
-    if dev == "cpu" and dtype == torch.bfloat16:
-        pytest.skip("the Triton interpreter truncates fp32 -> bf16 where the GPU rounds (kernels/parts.py)")
     torch.manual_seed(1)
     x, scale = torch.randn(5, 11, 576, device=dev).to(dtype), torch.rand(576, device=dev) + 0.5
     got, _ = _run(x, "topk", 201, scale)
@@ -52,6 +50,28 @@ def test_16bit_scores_rank_in_their_dtype(dev, dtype):
     kept = got != 0
     assert (kept.sum(-1) == 201).all()
     assert (score.masked_fill(~kept, float("inf")).amin(-1) >= score.masked_fill(kept, -1).amax(-1)).all()
+
+
+def _stable_topk(x, k, scale):
+    """The k largest scores (rounded to x's dtype) of each row, ties in channel order: a stable sort."""
+    order = torch.sort(-channel_score(x, scale).float(), dim=-1, stable=True).indices[..., :k]
+    return torch.zeros_like(x, dtype=torch.bool).scatter_(-1, order, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("n,k", [(1, 1), (2, 1), (7, 3), (577, 201), (1536, 537)])
+@pytest.mark.parametrize("with_scale", [False, True])
+def test_16bit_topk_with_many_ties_is_the_stable_order(dev, dtype, n, k, with_scale):
+    """Values from a small set, so most rows have ties at their k-th score: the kernel keeps exactly the stable
+    sort's channels (the packed two-keys-per-word count included: odd widths, one channel, padding)."""
+    torch.manual_seed(n)
+    x = (torch.randint(-12, 13, (3, 5, n), device=dev) / 4).to(dtype)
+    x[1] *= torch.rand(5, n, device=dev) < 0.3  # rows with fewer nonzero scores than k: zeros kept too
+    scale = torch.rand(n, device=dev) + 0.5 if with_scale else None
+    got, kept = _run(x, "topk", k, scale, dense=1)
+    want, counts = _reference(x, _stable_topk(x, k, scale), 1)
+    assert torch.equal(got, want)
+    assert kept.tolist() == counts
 
 
 @pytest.mark.parametrize("t", [float("-inf"), 0.3, 1.1])

@@ -1,0 +1,132 @@
+"""The one-pass mask kernel (``kernels.mask``) against the memory floor and the PyTorch gates, on the shapes a
+batched forward gates (SmolLM2: 576 channels into q/k/v/o/gate/up, 1536 into down).
+
+    python -m experiments.bench.mask [--rows 64x128] [--widths 576,1536] [--sparsity 0.65] [--dtype bf16]
+                                     [--rules topk,threshold] [--sweep]
+
+Per width and rule, side by side in one process on the same input: a copy of the activation (read + write, the
+floor any separate masking pass pays), the PyTorch gate (``x * mask`` with the dense prefix, as ``wina.gated``
+computes it without the kernel), and the kernel at its default launch configuration (``--sweep``: at every
+configuration of rows per program x warps, each checked equal to the default's output). Prints microseconds and
+the ratios to the copy: GPU time, each timed as 20 calls replayed from one CUDA graph (the launch cost a forward
+pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal activations ``[batch, length, width]`` with a per-channel scale (a
+WINA-like weight-informed score), the token policy's 1% dense prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import torch
+
+from experiments.bench.gating import _time as _host_time
+from experiments.harness.tables import markdown_table
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+SWEEP_ROWS, SWEEP_WARPS = (1, 2, 4, 8, 16), (1, 2, 4, 8)
+
+
+def _time(fn, reps: int = 20) -> float:
+    """Milliseconds per call of the GPU's own time: ``reps`` calls captured in one CUDA graph and replayed (the
+    Python launch cost, which the forward pays separately, left out); on a CPU, wall time per call."""
+    if not torch.cuda.is_available():
+        return _host_time(fn, reps=reps)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            fn()
+    best = float("inf")
+    for _ in range(5):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        best = min(best, start.elapsed_time(end) / reps)
+    return best
+
+
+def _same_selection(a: torch.Tensor, b: torch.Tensor, score: torch.Tensor) -> bool:
+    """The two gated copies keep the same scores in every row (torch.topk breaks ties at the k-th score in its own
+    order, the kernel in channel order: the kept channels may differ there, their scores may not)."""
+    def kept_scores(y):
+        return torch.where(y != 0, score, -1.0).sort(dim=-1).values
+    return torch.equal(kept_scores(a), kept_scores(b))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from kernels.mask import launch_config, masked_activations
+    from wina.gated import TokenPolicy, dense_prefix_len
+    from kernels.score import threshold_mask, topk_mask
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="64x128", help="batch x length")
+    ap.add_argument("--widths", default="576,1536")
+    ap.add_argument("--sparsity", type=float, default=0.65)
+    ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    ap.add_argument("--rules", default="topk,threshold")
+    ap.add_argument("--sweep", action="store_true", help="every launch configuration, not only the default")
+    args = ap.parse_args(argv)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        from kernels import dispatch
+        dispatch.ALLOW_CPU_KERNEL = True
+    dtype = DTYPES[args.dtype]
+    batch, length = (int(v) for v in args.rows.split("x"))
+    policy = TokenPolicy(0.01)
+    prefix = dense_prefix_len(length, 0.01)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    rows = []
+    for n, rule in itertools.product([int(w) for w in args.widths.split(",")], args.rules.split(",")):
+        x = torch.randn(batch, length, n, generator=gen).to(device, dtype)
+        scale = (torch.rand(n, generator=gen) + 0.5).to(device, dtype)
+        k = int(n * (1 - args.sparsity))
+        score = (x.abs() * scale).float()
+        value = k if rule == "topk" else float(score.flatten().kthvalue(int(score.numel() * args.sparsity)).values)
+        kept = torch.zeros(2, dtype=torch.int64, device=device)
+        y = torch.empty_like(x)
+
+        def torch_gate():
+            mask = topk_mask(x, k, scale) if rule == "topk" else threshold_mask(x, value, scale)
+            mask, _ = policy.apply_(mask)
+            return x * mask
+
+        def kernel(config=None):
+            return masked_activations(x, rule, value, scale, prefix, kept, config)
+
+        copy_us = _time(lambda: y.copy_(x), reps=50) * 1e3
+        torch_us = _time(torch_gate, reps=20) * 1e3
+        reference = kernel()
+        if not _same_selection(reference, torch_gate(), score):
+            raise SystemExit(f"kernel differs from the PyTorch gate at width {n}, rule {rule}")
+        configs = [launch_config(n, rule)]
+        if args.sweep:
+            configs += [c for c in itertools.product(SWEEP_ROWS, SWEEP_WARPS) if c != configs[0]]
+        for config in configs:
+            try:
+                if not torch.equal(kernel(config), reference):
+                    raise SystemExit(f"config {config} differs from the default at width {n}, rule {rule}")
+                us = _time(lambda: kernel(config), reps=50) * 1e3
+            except SystemExit:
+                raise
+            except Exception as e:  # a launch the device cannot take (too many registers or shared memory)
+                rows.append((n, rule, f"{config}", "", f"{type(e).__name__}", "", "", ""))
+                continue
+            rows.append((n, rule, f"{config}" + (" (default)" if config == configs[0] else ""), f"{copy_us:.1f}",
+                         f"{torch_us:.1f}", f"{us:.1f}", f"{us / copy_us:.2f}", f"{torch_us / us:.2f}"))
+    print(f"mask kernel: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (Triton interpreter)'}, "
+          f"{args.dtype}, rows {batch} x {length}, sparsity {args.sparsity:g}, dense prefix {prefix}\n")
+    print(markdown_table(("width", "rule", "config (rows, warps)", "copy us", "PyTorch gate us", "kernel us",
+                          "kernel / copy", "PyTorch / kernel"), rows))
+
+
+if __name__ == "__main__":
+    main()
