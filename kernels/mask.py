@@ -31,7 +31,9 @@ def _score_in_dtype(score, x_ptr, FIX_BF16: tl.constexpr):
     return score.to(x_ptr.dtype.element_ty)
 
 
-@triton.jit
+# Row counts, sequence lengths, prefixes and k change from batch to batch: specialising on them (Triton's default for
+# integers: divisible by 16, equal to 1) would compile a variant per combination during the first forwards.
+@triton.jit(do_not_specialize=["R", "seq_len", "dense_prefix", "k"])
 def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k, thr,
                    RULE: tl.constexpr, HAS_SCALE: tl.constexpr, PACKED: tl.constexpr, FIX_BF16: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):

@@ -3,13 +3,15 @@ batched forward gates (SmolLM2: 576 channels into q/k/v/o/gate/up, 1536 into dow
 
     python -m experiments.bench.mask [--rows 64x128] [--widths 576,1536] [--sparsity 0.65] [--dtype bf16]
                                      [--rules topk,threshold] [--sweep]
+    TRITON_CACHE_DIR=$(mktemp -d) python -m experiments.bench.mask --compiles
 
 Per width and rule, side by side in one process on the same input: a copy of the activation (read + write, the
 floor any separate masking pass pays), the PyTorch gate (``x * mask`` with the dense prefix, as ``wina.gated``
 computes it without the kernel), and the kernel at its default launch configuration (``--sweep``: at every
 configuration of rows per program x warps, each checked equal to the default's output). Prints microseconds and
 the ratios to the copy: GPU time, each timed as 20 calls replayed from one CUDA graph (the launch cost a forward
-pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal activations ``[batch, length, width]`` with a per-channel scale (a
+pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal
+activations ``[batch, length, width]`` with a per-channel scale (a
 WINA-like weight-informed score), the token policy's 1% dense prefix.
 """
 
@@ -61,6 +63,27 @@ def _same_selection(a: torch.Tensor, b: torch.Tensor, score: torch.Tensor) -> bo
     return torch.equal(kept_scores(a), kept_scores(b))
 
 
+def first_calls(dtype) -> None:
+    """Seconds of 80 first calls over varied shapes and the kernel variants compiled for them (run it in a fresh
+    process with an empty TRITON_CACHE_DIR: Triton keeps compiled kernels on disk)."""
+    import time
+
+    from kernels.mask import _masked_kernel, masked_activations
+
+    kept = torch.zeros(2, dtype=torch.int64, device="cuda")
+    scale = torch.rand(576, device="cuda").to(dtype)
+    calls, start = 0, time.perf_counter()
+    for batch, length, k in itertools.product((255, 256), (1, 17, 32, 100, 150), (1, 16, 100, 201)):
+        x = torch.randn(batch, length, 576, device="cuda", dtype=dtype)
+        for s in (None, scale):
+            masked_activations(x, "topk", k, s, length - int(0.99 * length), kept)
+            calls += 1
+    torch.cuda.synchronize()
+    variants = sum(len(cache[0]) for cache in getattr(_masked_kernel, "device_caches", {}).values())
+    print(f"{calls} first calls over varied shapes: {time.perf_counter() - start:.1f} s; "
+          f"kernel variants compiled: {variants}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from kernels.mask import launch_config, masked_activations
     from wina.gated import TokenPolicy, dense_prefix_len
@@ -73,7 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
     ap.add_argument("--rules", default="topk,threshold")
     ap.add_argument("--sweep", action="store_true", help="every launch configuration, not only the default")
+    ap.add_argument("--compiles", action="store_true",
+                    help="instead: the first 80 calls over varied batch, length, k and scale in this process (what a "
+                         "sweep's first gated loop meets), their seconds and how many kernel variants Triton compiled")
     args = ap.parse_args(argv)
+    if args.compiles:
+        return first_calls(DTYPES[args.dtype])
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
