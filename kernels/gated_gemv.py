@@ -163,8 +163,10 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
             w_a, x_a = _fetch(w_blk, x_row, r_a, 0, nk, cols, n_ok, N, BK)
             r_b = _rows(scr, k0, BK, nk_idx, dense, BK)
             for j in range(0, nk, BK):
-                w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, N, BK)
+                # the index load first, then the weight rows: issued in this order, 17920x5120 at 50% takes 39.5 us
+                # on an H100 instead of 51 us (bf16; the other order since dc0865f, found by bisecting the bench)
                 r_c = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
+                w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, N, BK)
                 acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
                                 stride_tk, BK, THR_MODE, HAS_SCALE)
                 w_a, x_a, r_a = w_b, x_b, r_b

@@ -247,6 +247,28 @@ def md_table(rows):
     return markdown_table(keys, [[r[k] for k in keys] for r in rows])
 
 
+def code_version() -> str:
+    """What made a table: the sha256 of the kernel sources and tuned launch table (``kernels/*.py``,
+    ``kernels/tuned_configs.json``), and the git commit where there is one (the GPU host runs a copy without git).
+    A table is only ever written whole, from the rows this run measured."""
+    import hashlib
+    import subprocess
+
+    kernels_dir = os.path.dirname(os.path.abspath(__import__("kernels").__file__))
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(kernels_dir)):
+        if name.endswith(".py") or name == "tuned_configs.json":
+            with open(os.path.join(kernels_dir, name), "rb") as f:
+                digest.update(name.encode() + f.read())
+    out = f"kernels sha256 {digest.hexdigest()[:12]}"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=kernels_dir, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        return out + f", commit {commit}"
+    except (OSError, subprocess.CalledProcessError):
+        return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="results/kernels")
@@ -266,7 +288,8 @@ def main():
     l2 = getattr(props, "L2_cache_size", 50 * 2**20)
     copy_bw = copy_bandwidth_gbs()
     head = (f"device: {dev} ({props.multi_processor_count} SMs, L2 {l2 / 2**20:.0f} MiB), torch {torch.__version__}, "
-            f"dtype {args.dtype}\ncommand: {cmd}\ncopy bandwidth (device-to-device, read+write): {copy_bw:.0f} GB/s")
+            f"dtype {args.dtype}\ncommand: {cmd}\ncode: {code_version()}"
+            f"\ncopy bandwidth (device-to-device, read+write): {copy_bw:.0f} GB/s")
     print(head, flush=True)
     shapes = SHAPES
     if args.shapes:
