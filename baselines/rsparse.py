@@ -51,7 +51,7 @@ class SvdMemo:
     """``U S`` and ``V^T`` of weights this process already decomposed (float64 SVD, stored in the weight's dtype), so
     a sweep over sparsities decomposes each weight once, not once per job (16-22 s of a SmolLM2 job on an H100).
 
-    A weight is known by its storage (address, offset, shape, strides, dtype, device) and its version counter; the
+    A weight is known by its data (address, shape, strides, dtype, device) and its version counter; the
     memo holds a reference to it, so that storage cannot be freed and reused by another tensor while the entry lives,
     and an in-place change bumps the version. Methods rebind ``.data`` instead of writing into weights (``sparsify_``'s
     contract), so a transformed weight is another storage. Least recently used entries go beyond ``max_bytes``."""
@@ -62,8 +62,7 @@ class SvdMemo:
 
     @staticmethod
     def key(weight: torch.Tensor) -> tuple:
-        return (weight.data_ptr(), weight.storage_offset(), tuple(weight.shape), weight.stride(), weight.dtype,
-                weight.device, weight._version)
+        return weight.data_ptr(), tuple(weight.shape), weight.stride(), weight.dtype, weight.device, weight._version
 
     def factors(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = self.key(weight)

@@ -18,17 +18,9 @@ import triton
 import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
+from .parts import _to_out
+
 RULES = {"topk": 0, "threshold": 1}
-
-
-@triton.jit
-def _score_in_dtype(score, x_ptr, FIX_BF16: tl.constexpr):
-    """An fp32 score rounded to x's dtype (round to nearest even; under the interpreter, which truncates to bf16,
-    rounded explicitly as ``parts._to_out`` does)."""
-    if FIX_BF16:
-        b = score.to(tl.int32, bitcast=True)
-        score = ((b + 0x7FFF + ((b >> 16) & 1)) & -65536).to(tl.float32, bitcast=True)
-    return score.to(x_ptr.dtype.element_ty)
 
 
 # Row counts, sequence lengths, prefixes and k change from batch to batch: specialising on them (Triton's default for
@@ -46,9 +38,9 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
     x = tl.load(x_ptr + offs, mask=ok, other=0.0)
     score = tl.abs(x.to(tl.float32))
     if HAS_SCALE:  # channel_score: the scale and the product rounded to x's dtype, as PyTorch computes them
-        sc = _score_in_dtype(tl.load(s_ptr + cols, mask=cols < N, other=0.0).to(tl.float32), x_ptr, FIX_BF16)
+        sc = _to_out(tl.load(s_ptr + cols, mask=cols < N, other=0.0).to(tl.float32), x_ptr, FIX_BF16)
         sc = sc.to(tl.float32)
-        score = _score_in_dtype(score * sc[None, :], x_ptr, FIX_BF16).to(tl.float32)
+        score = _to_out(score * sc[None, :], x_ptr, FIX_BF16).to(tl.float32)
     dense = (rows % seq_len) < dense_prefix
     if RULE == 0:
         # Bisection for the k-th largest score of each row on an integer key that orders like the score: count(key
@@ -57,7 +49,7 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
             # 16-bit x: key = the score's own 15 bits + 1 (1 .. 0x7F81; 0 pads), two keys per 32-bit word, and one
             # subtraction counts both: (key | 0x8000) - (lo + 1) has bit 15 set iff key > lo (no borrow between
             # the halves). Half the instructions per bisection step.
-            rounded = _score_in_dtype(score, x_ptr, FIX_BF16)
+            rounded = _to_out(score, x_ptr, FIX_BF16)
             if x_ptr.dtype.element_ty == tl.bfloat16:  # a bf16 value's bits are the top half of its fp32 pattern
                 bits = rounded.to(tl.float32).to(tl.int32, bitcast=True) >> 16
             else:

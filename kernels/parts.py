@@ -5,7 +5,8 @@ import triton.language as tl
 
 @triton.jit
 def _to_out(v, ptr, FIX_BF16: tl.constexpr):
-    """Cast fp32 -> output dtype.  The Triton interpreter truncates fp32 -> bf16 (the GPU
+    """Cast fp32 -> ``ptr``'s dtype (an output; or a score rounded to the activations' dtype, ``kernels.mask``).
+    The Triton interpreter truncates fp32 -> bf16 (the GPU
     rounds to nearest even); under the interpreter round explicitly so tests see GPU numerics."""
     if FIX_BF16:
         b = v.to(tl.int32, bitcast=True)

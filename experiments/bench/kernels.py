@@ -26,6 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import kernels
 from experiments.harness.tables import markdown_table
 from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config
 from kernels.score import threshold_mask, topk_threshold_torch
@@ -254,7 +255,7 @@ def code_version() -> str:
     import hashlib
     import subprocess
 
-    kernels_dir = os.path.dirname(os.path.abspath(__import__("kernels").__file__))
+    kernels_dir = os.path.dirname(os.path.abspath(kernels.__file__))
     digest = hashlib.sha256()
     for name in sorted(os.listdir(kernels_dir)):
         if name.endswith(".py") or name == "tuned_configs.json":

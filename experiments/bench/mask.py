@@ -9,8 +9,8 @@ Per width and rule, side by side in one process on the same input: a copy of the
 floor any separate masking pass pays), the PyTorch gate (``x * mask`` with the dense prefix, as ``wina.gated``
 computes it without the kernel), and the kernel at its default launch configuration (``--sweep``: at every
 configuration of rows per program x warps, each checked equal to the default's output). Prints microseconds and
-the ratios to the copy: GPU time, each timed as 20 calls replayed from one CUDA graph (the launch cost a forward
-pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal
+the ratios to the copy: GPU time, the median of 50 replays of 20 calls captured in one CUDA graph (the launch cost
+a forward pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal
 activations ``[batch, length, width]`` with a per-channel scale (a
 WINA-like weight-informed score), the token policy's 1% dense prefix.
 """
@@ -23,36 +23,20 @@ import itertools
 import torch
 
 from experiments.bench.gating import _time as _host_time
+from experiments.bench.kernels import graph_time_us
 from experiments.harness.tables import markdown_table
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 SWEEP_ROWS, SWEEP_WARPS = (1, 2, 4, 8, 16), (1, 2, 4, 8)
 
 
-def _time(fn, reps: int = 20) -> float:
-    """Milliseconds per call of the GPU's own time: ``reps`` calls captured in one CUDA graph and replayed (the
-    Python launch cost, which the forward pays separately, left out); on a CPU, wall time per call."""
-    if not torch.cuda.is_available():
-        return _host_time(fn, reps=reps)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(reps):
-            fn()
-    best = float("inf")
-    for _ in range(5):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        best = min(best, start.elapsed_time(end) / reps)
-    return best
+def _us(fn) -> float:
+    """Microseconds per call: on a GPU, the GPU's own time (``experiments.bench.kernels.graph_time_us``: calls
+    captured in one CUDA graph and replayed, the Python launch cost a forward pays separately left out); on a CPU,
+    wall time per call."""
+    if torch.cuda.is_available():
+        return graph_time_us([fn], calls_min=20)
+    return _host_time(fn, reps=20) * 1e3
 
 
 def _same_selection(a: torch.Tensor, b: torch.Tensor, score: torch.Tensor) -> bool:
@@ -130,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         def kernel(config=None):
             return masked_activations(x, rule, value, scale, prefix, kept, config)
 
-        copy_us = _time(lambda: y.copy_(x), reps=50) * 1e3
-        torch_us = _time(torch_gate, reps=20) * 1e3
+        copy_us = _us(lambda: y.copy_(x))
+        torch_us = _us(torch_gate)
         reference = kernel()
         if not _same_selection(reference, torch_gate(), score):
             raise SystemExit(f"kernel differs from the PyTorch gate at width {n}, rule {rule}")
@@ -142,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 if not torch.equal(kernel(config), reference):
                     raise SystemExit(f"config {config} differs from the default at width {n}, rule {rule}")
-                us = _time(lambda: kernel(config), reps=50) * 1e3
+                us = _us(lambda: kernel(config))
             except SystemExit:
                 raise
             except Exception as e:  # a launch the device cannot take (too many registers or shared memory)
