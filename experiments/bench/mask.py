@@ -8,7 +8,8 @@ batched forward gates (SmolLM2: 576 channels into q/k/v/o/gate/up, 1536 into dow
 Per width and rule, side by side in one process on the same input: a copy of the activation (read + write, the
 floor any separate masking pass pays), the PyTorch gate (``x * mask`` with the dense prefix, as ``wina.gated``
 computes it without the kernel), and the kernel at its default launch configuration (``--sweep``: at every
-configuration of rows per program x warps, each checked equal to the default's output). Prints microseconds and
+configuration of rows per program x warps, each checked equal to the default's output); top-k also with its
+bisection started from the whole key range rather than the window below the row's largest score (same output). Prints microseconds and
 the ratios to the copy: GPU time, the median of 50 replays of 20 calls captured in one CUDA graph (the launch cost
 a forward pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal
 activations ``[batch, length, width]`` with a per-channel scale (a
@@ -111,28 +112,29 @@ def main(argv: list[str] | None = None) -> None:
             mask, _ = policy.apply_(mask)
             return x * mask
 
-        def kernel(config=None):
-            return masked_activations(x, rule, value, scale, prefix, kept, config)
+        def kernel(config=None, window=True):
+            return masked_activations(x, rule, value, scale, prefix, kept, config, window)
 
         copy_us = _us(lambda: y.copy_(x))
         torch_us = _us(torch_gate)
         reference = kernel()
         if not _same_selection(reference, torch_gate(), score):
             raise SystemExit(f"kernel differs from the PyTorch gate at width {n}, rule {rule}")
-        configs = [launch_config(n, rule)]
+        configs = [(launch_config(n, rule), True)] + ([(launch_config(n, rule), False)] if rule == "topk" else [])
         if args.sweep:
-            configs += [c for c in itertools.product(SWEEP_ROWS, SWEEP_WARPS) if c != configs[0]]
-        for config in configs:
+            configs += [(c, True) for c in itertools.product(SWEEP_ROWS, SWEEP_WARPS) if c != configs[0][0]]
+        for config, window in configs:
             try:
-                if not torch.equal(kernel(config), reference):
+                if not torch.equal(kernel(config, window), reference):
                     raise SystemExit(f"config {config} differs from the default at width {n}, rule {rule}")
-                us = _us(lambda: kernel(config))
+                us = _us(lambda: kernel(config, window))
             except SystemExit:
                 raise
             except Exception as e:  # a launch the device cannot take (too many registers or shared memory)
                 rows.append((n, rule, f"{config}", "", f"{type(e).__name__}", "", "", ""))
                 continue
-            rows.append((n, rule, f"{config}" + (" (default)" if config == configs[0] else ""), f"{copy_us:.1f}",
+            label = f"{config}" + (" (default)" if (config, window) == configs[0] else "") + ("" if window else " window off")
+            rows.append((n, rule, label, f"{copy_us:.1f}",
                          f"{torch_us:.1f}", f"{us:.1f}", f"{us / copy_us:.2f}", f"{torch_us / us:.2f}"))
     print(f"mask kernel: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (Triton interpreter)'}, "
           f"{args.dtype}, rows {batch} x {length}, sparsity {args.sparsity:g}, dense prefix {prefix}\n")

@@ -93,3 +93,16 @@ def test_counts_accumulate(dev):
         masked_activations(x, "topk", 5, None, 1, kept)
     assert kept.tolist() == [3 * 4 * 5 * 5, 3 * (4 * 5 * 5 + 4 * 16)]
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_topk_with_an_outlier_far_above_the_kth_score(dev, dtype):
+    """The bisection starts from a window (8 binades) below the row's largest score when the window holds k scores;
+    a row whose k-th score lies far below an outlier must fall back to the whole range (and one beside it must not)."""
+    torch.manual_seed(4)
+    x = (torch.rand(2, 3, 1536, device=dev) + 1) * 1e-3
+    x[0, :, 5] = 3e4  # ~24 binades above the rest: the window below it holds one score
+    got, kept = _run(x.to(dtype), "topk", 500)
+    want, counts = _reference(x.to(dtype), _stable_topk(x.to(dtype), 500, None), 0)
+    assert torch.equal(got, want)
+    assert kept.tolist() == counts
