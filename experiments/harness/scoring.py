@@ -7,7 +7,8 @@ batches: lm-eval's ``Collator`` orders and groups the requests exactly as HFLM d
 ``context + continuation[:-1]`` share a row), each batch is right-padded to its longest input, and the decoder's
 hidden states are taken at the continuation positions only; the output head (with the model's logit soft-capping,
 if it has one) and a float32 log-softmax run on those rows; the log-likelihood sums and greedy checks of every
-request of the batch come back in one transfer.
+request of the batch come back in one transfer, read once the next batch is queued (the host builds batch i + 1
+while the device computes batch i).
 
 What differs from HFLM, by design: the log-softmax is in float32 (HFLM's default is the model's dtype; the
 harness sets ``softmax_dtype=float32`` on both paths), and the head runs on the gathered rows (in bf16 that may
@@ -78,16 +79,28 @@ class ContinuationScorer:
         answers: list[tuple[float, bool]] = []
         device = next(self.model.parameters()).device
         with tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests") as bar:
-            for chunk in order.get_batched(n=self.batch_size):
-                batch = self._score_batch(chunk, order, device)
+            def collect(pending):
+                batch = pending.answers()
                 for key, answer in batch:
                     if on_answer is not None and key is not None:
                         on_answer(key, answer)
                     answers.append(answer)
                 bar.update(len(batch))
+
+            pending = None
+            for chunk in order.get_batched(n=self.batch_size):
+                launched = self._launch_batch(chunk, order, device)  # queued on the device: the host goes on
+                if pending is not None:
+                    collect(pending)
+                pending = launched
+            if pending is not None:
+                collect(pending)
         return order.get_original(answers)
 
-    def _score_batch(self, chunk, order: Collator, device):
+    def _launch_batch(self, chunk, order: Collator, device) -> "_PendingBatch":
+        """Queue one batch's forward and reductions on the device without waiting for it: every host-to-device
+        copy comes from pinned memory and the answers come back into pinned memory, so that building the next batch
+        on the host overlaps this batch's device work (``score`` reads a batch's answers after the next is queued)."""
         if any(not ctx or not cont or len(cont) > self.max_length for _, ctx, cont in chunk):
             raise ValueError("a log-likelihood request with an empty context or continuation, or a continuation longer "
                              f"than max_length={self.max_length}")
@@ -109,16 +122,43 @@ class ContinuationScorer:
                 member_rows.extend(m_rows[0, -len(m_cont):, 0].tolist())
                 targets.extend(m_cont)
                 keys.append(m_key)
-        ids, rows_t = ids.to(device), torch.tensor(rows, device=device)
+        ids, rows_t = _to_device(ids, device), _to_device(torch.tensor(rows), device)
+        member_rows_t, targets_t, slots_t = _to_device(torch.tensor([member_rows, targets, slots]), device)
         with self.autocast() if self.autocast else torch.no_grad():
             hidden = self.decoder(input_ids=ids, use_cache=False).last_hidden_state
             logits = self.logits(hidden.flatten(0, 1)[rows_t])
         if not self.checked:
             self.check_head(ids, rows_t, logits)
         logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-        member_rows_t, targets_t, slots_t = torch.tensor([member_rows, targets, slots], device=device)
         grid = torch.zeros(2, len(keys) * longest, device=device, dtype=torch.float32)
         grid[0, slots_t] = logp[member_rows_t, targets_t]
         grid[1, slots_t] = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
-        sums, misses = grid.view(2, len(keys), longest).sum(-1).tolist()
-        return [(k, (s, m == 0)) for k, s, m in zip(keys, sums, misses)]
+        return _PendingBatch(keys, grid.view(2, len(keys), longest).sum(-1))
+
+
+def _to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on ``device`` without making the host wait for the device's queue (a copy from pageable memory
+    does: PyTorch syncs the stream after it)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+class _PendingBatch:
+    """A batch's answers (log-likelihood sum, greedy) on their way back from the device."""
+
+    def __init__(self, keys: list, sums_misses: torch.Tensor) -> None:
+        self.keys = keys
+        if sums_misses.is_cuda:
+            self.host = torch.empty(sums_misses.shape, dtype=sums_misses.dtype, pin_memory=True)
+            self.host.copy_(sums_misses, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+        else:
+            self.host, self.ready = sums_misses, None
+
+    def answers(self) -> list:
+        if self.ready is not None:
+            self.ready.synchronize()
+        sums, misses = self.host.tolist()
+        return [(k, (s, m == 0)) for k, s, m in zip(self.keys, sums, misses)]
