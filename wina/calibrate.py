@@ -66,12 +66,15 @@ def run_batches(model: nn.Module, tokens: torch.Tensor, batch_size: int = 4, des
 
 class _Sampler:
     """Hooks that keep a uniform random subsample (float32, CPU) of what each target reads: the input of a
-    projection, the output of an activation (CATS thresholds ``silu(gate x)``)."""
+    projection, the output of an activation (CATS thresholds ``silu(gate x)``). The indices are drawn on the CPU and
+    only the drawn values leave the device. ``stop``: once every target has been sampled in a forward, raise
+    ``_StopForward`` (the rest of that forward would not change the samples)."""
 
-    def __init__(self, targets: list[Target], quota: int, seed: int) -> None:
+    def __init__(self, targets: list[Target], quota: int, seed: int, stop: bool = False) -> None:
         self.chunks: dict[str, list[torch.Tensor]] = {t.key: [] for t in targets}
         self.gen = torch.Generator().manual_seed(seed)
         self.quota = quota
+        self.stop, self.fired = stop, 0
         self.hooks = []
         for t in targets:
             if t.kind == "act":  # once gated, sample the wrapped activation, not the masked output
@@ -84,9 +87,13 @@ class _Sampler:
         def hook(module, args, output=None):
             x = (args[0] if output is None else output).detach()
             width = x.shape[-1]
-            x = x.flatten().float().cpu()
             idx = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
-            self.chunks[key].append(torch.stack([x[idx], (idx % width).float()]))  # values; their channels
+            values = x.flatten()[idx.to(x.device)].float().cpu()
+            self.chunks[key].append(torch.stack([values, (idx % width).float()]))  # values; their channels
+            self.fired += 1
+            if self.stop and self.fired == len(self.chunks):
+                self.fired = 0
+                raise _StopForward
         return hook
 
     def __enter__(self):
@@ -145,9 +152,12 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
             group = [t for t in mine if t.site == site]
             if not group:
                 continue
-            with _Sampler(group, quota, seed + i) as sampler:
+            with _Sampler(group, quota, seed + i, stop=True) as sampler:  # the layer up to the group's last target
                 for x, kw in zip(hidden, kwargs):
-                    layer(x, **kw)
+                    try:
+                        layer(x, **kw)
+                    except _StopForward:
+                        pass
             drawn = sampler.samples()
             for key, sample in (share_by_site(drawn, group) if shared_sites else drawn).items():
                 gates[key].resample(sample)

@@ -1,0 +1,44 @@
+"""Sequential threshold calibration replays each layer only up to the last target of the site it samples; the
+samples, and so the thresholds, are those of full replays."""
+import copy
+
+import pytest
+import torch
+
+from wina import build_config, calibrate, sparsify_
+
+
+def _thresholds(model, method, tokens):
+    m = copy.deepcopy(model)
+    name, options = method
+    sparsify_(m, build_config(name, dict(sparsity=0.3, allocation="uniform", **options)), tokens)
+    return {name: mod.gate.threshold for name, mod in m.named_modules() if hasattr(mod, "gate")}
+
+
+@pytest.mark.parametrize("method", [("teal", {}), ("cats", {}), ("wina", {"mask": "threshold"})], ids=str)
+def test_replays_stopped_at_the_sites_last_target_draw_the_full_replays_samples(tiny, method, monkeypatch):
+    tokens = torch.randint(0, 256, (3, 32), generator=torch.Generator().manual_seed(0))
+    stopped = _thresholds(tiny.model, method, tokens)
+    full_sampler = calibrate._Sampler
+    monkeypatch.setattr(calibrate, "_Sampler", lambda targets, quota, seed, stop=False: full_sampler(targets, quota, seed))
+    full = _thresholds(tiny.model, method, tokens)
+    assert stopped.keys() == full.keys() and len(full) > 0
+    assert stopped == full
+
+
+def test_a_sampled_value_is_the_activation_at_its_channel(tiny):
+    from wina.targets import linear_targets
+
+    targets = linear_targets(tiny.model)[:2]
+    seen = {}
+    hooks = [t.module.register_forward_pre_hook(lambda m, a, key=t.key: seen.setdefault(key, a[0].detach().clone()))
+             for t in targets]
+    with calibrate._Sampler(targets, quota=50, seed=0) as sampler:
+        tiny.model(torch.randint(0, 256, (1, 16)), use_cache=False)
+    for h in hooks:
+        h.remove()
+    for key, sample in sampler.samples().items():
+        x = seen[key].reshape(-1, seen[key].shape[-1])
+        values, channels = sample[0], sample[1].long()
+        assert sample.shape[1] == 50
+        assert all(bool((x[:, c] == v).any()) for v, c in zip(values.tolist(), channels.tolist()))
