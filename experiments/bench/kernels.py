@@ -103,7 +103,7 @@ class Shape:
         self.wbytes = wbytes
 
 
-def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None):
+def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None, teal=None):
     N, K, n = sh.N, sh.K, sh.n
     g = torch.Generator(device="cuda").manual_seed(M * 100 + int(s * 100))
     xs = [torch.randn(M, K, device="cuda", generator=g).to(dtype) for _ in range(n)]
@@ -126,6 +126,12 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
     e_kern = rel_err(gated_linear(xs[0], sh.w_t[0], thr, config=c), ref)
     e_dense = rel_err(F.linear(xm, sh.w[0]), ref)
 
+    peer = {}
+    if teal is not None and M == 1:  # TEAL's published kernel (experiments.bench.peer_teal), same inputs and weights
+        t_teal = graph_time_us([lambda i=i: teal(xs[i], sh.w_t[i], t, s) for i in range(n)], reps)
+        peer = dict(teal_us=round(t_teal, 2), teal_speedup=round(t_dense / t_teal, 3),
+                    ours_vs_teal=round(t_teal / t_kern, 3),
+                    err_teal=f"{rel_err(teal(xs[0], sh.w_t[0], t, s).view(M, N), ref):.2e}")
     esz = torch.finfo(dtype).bits // 8
     sel_bytes = union * K * N * esz
     gbs = sel_bytes / (t_kern * 1e-6) / 1e9
@@ -138,7 +144,7 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
                 union_limit=round(1.0 / max(union, 1e-9), 3), frac_union=round(speed * union, 3),
                 GBps=round(gbs, 1), pct_copy_bw=round(100 * gbs / copy_bw, 1),
                 err_kernel=f"{e_kern:.2e}", err_dense=f"{e_dense:.2e}", err_ratio=round(e_kern / e_dense, 3),
-                cfg=cfg_s)
+                cfg=cfg_s, **peer)
 
 
 def selection_rows(dtype, reps):
@@ -280,6 +286,9 @@ def main():
     ap.add_argument("--shapes", default="", help="e.g. 14336x4096,4096x4096")
     ap.add_argument("--batches", default="", help="e.g. 1,8")
     ap.add_argument("--tuned", default="", help="tuned_configs.json to load (else kernels/ default)")
+    ap.add_argument("--teal", default=os.environ.get("TEAL_CHECKOUT", ""),
+                    help="a FasterDecoding/TEAL checkout outside this repository: its kernel timed beside ours at "
+                         "batch 1 (experiments/bench/peer_teal.py); skipped when absent")
     args = ap.parse_args()
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float16
     os.makedirs(args.out, exist_ok=True)
@@ -302,6 +311,10 @@ def main():
         bts = [int(b) for b in args.batches.split(",")] if args.batches else [1, 8, 64]
         sweep(shapes, dtype, copy_bw, l2, max(20, args.reps // 2), args.out, bts)
         return
+    from experiments.bench.peer_teal import load as load_teal
+
+    teal = load_teal(args.teal)
+    print(f"TEAL's kernel: {'from ' + args.teal if teal else 'absent (--teal CHECKOUT), not timed'}", flush=True)
     rows, sel = [], []
     sps = [0.5, 0.8] if args.quick else SPARSITIES
     bts = [1] if args.quick else BATCHES
@@ -311,7 +324,7 @@ def main():
         sh = Shape(o, i, dtype, l2)
         for M in bts:
             for s in sps:
-                r = bench_row(sh, M, s, dtype, copy_bw, args.reps)
+                r = bench_row(sh, M, s, dtype, copy_bw, args.reps, teal=teal)
                 rows.append(r)
                 print(" ".join(f"{k}={v}" for k, v in r.items()), flush=True)
         if (o, i) == shapes[0]:
@@ -320,15 +333,18 @@ def main():
         torch.cuda.empty_cache()
     sel = selection_rows(dtype, args.reps) + sel
     tag = f"bench_kernels_{args.dtype}" + ("_quick" if args.quick else "")
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # TEAL's columns: batch-1 rows only
+    rows = [{k: r.get(k, "") for k in keys} for r in rows]
     with open(os.path.join(args.out, tag + ".csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        wr = csv.DictWriter(f, fieldnames=keys)
         wr.writeheader()
         wr.writerows(rows)
     md = (f"# Gated-linear kernel vs dense F.linear\n\n{head.replace(chr(10), '  ' + chr(10))}\n\n"
           "Columns: s = target per-row sparsity; row_density/union = measured kept fraction per row / "
           "of the union over the batch (weight rows read); limit = 1/(1-s); union_limit = 1/union; "
           "frac_* = speedup / limit; GBps = union bytes / kernel time; err = ||y - y64|| / ||y64|| "
-          "on the same gated problem (kernel vs dense F.linear).  At s = 0 the kernel still runs "
+          "on the same gated problem (kernel vs dense F.linear); teal_* = TEAL's published kernel on the same inputs, "
+          "weights and threshold (batch 1; ours_vs_teal = TEAL's time / ours).  At s = 0 the kernel still runs "
           "(tensor threshold); gated_linear_auto with a Python threshold 0.0 dispatches to F.linear.\n\n"
           + md_table(rows) + "\n\n## Selection and gate variants (us per call)\n\n" + md_table(sel) + "\n")
     with open(os.path.join(args.out, tag + ".md"), "w") as f:
