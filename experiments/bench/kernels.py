@@ -271,7 +271,8 @@ def code_version() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=kernels_dir, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        return out + f", commit {commit}"
+        same = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "."], cwd=kernels_dir).returncode == 0
+        return out + f", commit {commit}" + ("" if same else " (the kernel sources differ from that commit's)")
     except (OSError, subprocess.CalledProcessError):
         return out
 
