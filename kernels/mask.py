@@ -29,7 +29,7 @@ RULES = {"topk": 0, "threshold": 1}
 @triton.jit
 def _chunk(x_ptr, s_ptr, rows, row_ok, N, START: tl.constexpr, C: tl.constexpr, HAS_SCALE: tl.constexpr,
            PACKED: tl.constexpr, FIX_BF16: tl.constexpr, BLOCK_M: tl.constexpr):
-    """Channels START .. START + C of ``rows``: the values, the scores, the keys, the packed key words, offsets, mask."""
+    """Channels START .. START + C of ``rows``: values, scores, keys, packed key words, offsets and mask."""
     cols = START + tl.arange(0, C)
     ok = row_ok[:, None] & (cols < N)[None, :]
     offs = rows.to(tl.int64)[:, None] * N + cols[None, :]
@@ -135,16 +135,16 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
             n_above += tl.sum((key1 > hi[:, None]).to(tl.int32), axis=1)
         if C2 > 0:
             n_above += tl.sum((key2 > hi[:, None]).to(tl.int32), axis=1)
-        room = tl.where(k > 0, k - n_above, 0)  # ties at the k-th key, kept in channel order
+        room = k - n_above  # ties at the k-th key, in channel order (k = 0: hi stays the largest key, room 0)
         before = tl.zeros([BLOCK_M], tl.int32)
         keep0, before = _keep_ties_in_order(key0, hi, room, before)
-        _store(y_ptr, x0, keep0 & (k > 0), dense, offs0, ok0)
+        _store(y_ptr, x0, keep0, dense, offs0, ok0)
         if C1 > 0:
             keep1, before = _keep_ties_in_order(key1, hi, room, before)
-            _store(y_ptr, x1, keep1 & (k > 0), dense, offs1, ok1)
+            _store(y_ptr, x1, keep1, dense, offs1, ok1)
         if C2 > 0:
             keep2, before = _keep_ties_in_order(key2, hi, room, before)
-            _store(y_ptr, x2, keep2 & (k > 0), dense, offs2, ok2)
+            _store(y_ptr, x2, keep2, dense, offs2, ok2)
         if pid == 0:  # exactly k per gated row, every channel of a dense row: known from the shape
             tl.atomic_add(kept_ptr, add_gated.to(tl.int64))
             tl.atomic_add(kept_ptr + 1, add_all.to(tl.int64))
@@ -201,7 +201,7 @@ def masked_activations(x: torch.Tensor, rule: str, value, scale: torch.Tensor | 
     rows = x2.shape[0]
     block_m, warps = config or launch_config(n, rule)
     k = min(int(value), n) if rule == "topk" else 0
-    dense_rows = rows // seq_len * min(int(dense_prefix), seq_len) if dense_prefix > 0 else 0
+    dense_rows = rows // seq_len * min(int(dense_prefix), seq_len)
     add_gated = (rows - dense_rows) * k
     c0, c1, c2 = chunks(n)
     _masked_kernel[(triton.cdiv(rows, block_m),)](

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import kernels
+from experiments.bench.peer_teal import load as load_teal
 from experiments.harness.tables import markdown_table
 from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config
 from kernels.score import threshold_mask, topk_threshold_torch
@@ -312,8 +313,6 @@ def main():
         bts = [int(b) for b in args.batches.split(",")] if args.batches else [1, 8, 64]
         sweep(shapes, dtype, copy_bw, l2, max(20, args.reps // 2), args.out, bts)
         return
-    from experiments.bench.peer_teal import load as load_teal
-
     teal = load_teal(args.teal)
     print(f"TEAL's kernel: {'from ' + args.teal if teal else 'absent (--teal CHECKOUT), not timed'}", flush=True)
     rows, sel = [], []

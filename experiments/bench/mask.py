@@ -9,11 +9,11 @@ Per width and rule, side by side in one process on the same input: a copy of the
 floor any separate masking pass pays), the PyTorch gate (``x * mask`` with the dense prefix, as ``wina.gated``
 computes it without the kernel), and the kernel at its default launch configuration (``--sweep``: at every
 configuration of rows per program x warps, each checked equal to the default's output); top-k also with its
-bisection started from the whole key range rather than the window below the row's largest score (same output). Prints microseconds and
-the ratios to the copy: GPU time, the median of 50 replays of 20 calls captured in one CUDA graph (the launch cost
-a forward pays on the host is not in it; ``experiments.bench.gating`` times whole forwards). Input: random normal
-activations ``[batch, length, width]`` with a per-channel scale (a
-WINA-like weight-informed score), the token policy's 1% dense prefix.
+bisection started from the whole key range rather than the window below the row's largest score (same output).
+Prints microseconds and the ratios to the copy: GPU time, the median of 50 replays of 20 calls captured in one CUDA
+graph (the launch cost a forward pays on the host is not in it; ``experiments.bench.gating`` times whole forwards).
+Input: random normal activations ``[batch, length, width]`` with a per-channel scale (a WINA-like weight-informed
+score), the token policy's 1% dense prefix.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             except Exception as e:  # a launch the device cannot take (too many registers or shared memory)
                 rows.append((n, rule, f"{config}", "", f"{type(e).__name__}", "", "", ""))
                 continue
-            label = f"{config}" + (" (default)" if (config, window) == configs[0] else "") + ("" if window else " window off")
+            label = (f"{config}" + (" (default)" if (config, window) == configs[0] else "")
+                     + ("" if window else " window off"))
             rows.append((n, rule, label, f"{copy_us:.1f}",
                          f"{torch_us:.1f}", f"{us:.1f}", f"{us / copy_us:.2f}", f"{torch_us / us:.2f}"))
     print(f"mask kernel: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu (Triton interpreter)'}, "

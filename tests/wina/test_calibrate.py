@@ -20,7 +20,8 @@ def test_replays_stopped_at_the_sites_last_target_draw_the_full_replays_samples(
     tokens = torch.randint(0, 256, (3, 32), generator=torch.Generator().manual_seed(0))
     stopped = _thresholds(tiny.model, method, tokens)
     full_sampler = calibrate._Sampler
-    monkeypatch.setattr(calibrate, "_Sampler", lambda targets, quota, seed, stop=False: full_sampler(targets, quota, seed))
+    monkeypatch.setattr(calibrate, "_Sampler",
+                        lambda targets, quota, seed, stop=False: full_sampler(targets, quota, seed))
     full = _thresholds(tiny.model, method, tokens)
     assert stopped.keys() == full.keys() and len(full) > 0
     assert stopped == full
