@@ -135,16 +135,19 @@ def _masked_kernel(x_ptr, s_ptr, y_ptr, kept_ptr, R, N, seq_len, dense_prefix, k
             n_above += tl.sum((key1 > hi[:, None]).to(tl.int32), axis=1)
         if C2 > 0:
             n_above += tl.sum((key2 > hi[:, None]).to(tl.int32), axis=1)
-        room = k - n_above  # ties at the k-th key, in channel order (k = 0: hi stays the largest key, room 0)
+        # Ties at the k-th key, kept in channel order. The k > 0 terms change nothing in exact arithmetic (with k = 0,
+        # hi stays the row's largest key and the room is 0), but Triton 3.6 miscompiles the tie count without them:
+        # one tie fewer in the second chunk of fp16 rows of 1536 channels on one or two warps (H100, session 8).
+        room = tl.where(k > 0, k - n_above, 0)
         before = tl.zeros([BLOCK_M], tl.int32)
         keep0, before = _keep_ties_in_order(key0, hi, room, before)
-        _store(y_ptr, x0, keep0, dense, offs0, ok0)
+        _store(y_ptr, x0, keep0 & (k > 0), dense, offs0, ok0)
         if C1 > 0:
             keep1, before = _keep_ties_in_order(key1, hi, room, before)
-            _store(y_ptr, x1, keep1, dense, offs1, ok1)
+            _store(y_ptr, x1, keep1 & (k > 0), dense, offs1, ok1)
         if C2 > 0:
             keep2, before = _keep_ties_in_order(key2, hi, room, before)
-            _store(y_ptr, x2, keep2, dense, offs2, ok2)
+            _store(y_ptr, x2, keep2 & (k > 0), dense, offs2, ok2)
         if pid == 0:  # exactly k per gated row, every channel of a dense row: known from the shape
             tl.atomic_add(kept_ptr, add_gated.to(tl.int64))
             tl.atomic_add(kept_ptr + 1, add_all.to(tl.int64))
