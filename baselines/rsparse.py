@@ -12,11 +12,11 @@ which over-spends on GQA k/v).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
 
+from wina import memo
 from wina.config import SparsityConfig
 from wina.errors import SparsityError
 from wina.gated import ThresholdGate, TopKGate
@@ -47,41 +47,16 @@ class RSparseConfig(SparsityConfig):
                 raise SparsityError(f"alpha for {kind} is {self.alpha_for(kind)}; it must lie in (0, 1]")
 
 
-class SvdMemo:
-    """``U S`` and ``V^T`` of weights this process already decomposed (float64 SVD, stored in the weight's dtype), so
-    a sweep over sparsities decomposes each weight once, not once per job (16-22 s of a SmolLM2 job on an H100).
+def svd_factors(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``U S`` and ``V^T`` of ``weight`` (float64 SVD, stored in the weight's dtype), once per weight in a process
+    (``wina.memo``): a sweep over sparsities decomposes each weight once, not once per job (16-22 s of a SmolLM2 job
+    on an H100)."""
 
-    A weight is known by its data (address, shape, strides, dtype, device) and its version counter; the
-    memo holds a reference to it, so that storage cannot be freed and reused by another tensor while the entry lives,
-    and an in-place change bumps the version. Methods rebind ``.data`` instead of writing into weights (``sparsify_``'s
-    contract), so a transformed weight is another storage. Least recently used entries go beyond ``max_bytes``."""
-
-    def __init__(self, max_bytes: int = 2 << 30) -> None:
-        self.max_bytes = max_bytes
-        self.entries: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
-
-    @staticmethod
-    def key(weight: torch.Tensor) -> tuple:
-        return weight.data_ptr(), tuple(weight.shape), weight.stride(), weight.dtype, weight.device, weight._version
-
-    def factors(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = self.key(weight)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return self.entries[key][1:]
+    def compute():
         u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
-        us, vh = (u * s).to(weight.dtype), vh.to(weight.dtype)
-        self.entries[key] = (weight.detach(), us, vh)
-        while len(self.entries) > 1 and self.nbytes() > self.max_bytes:
-            self.entries.popitem(last=False)
-        return us, vh
+        return (u * s).to(weight.dtype), vh.to(weight.dtype)
 
-    def nbytes(self) -> int:
-        """What the entries hold: the factors and the weights they pin."""
-        return sum(w.nbytes + us.nbytes + vh.nbytes for w, us, vh in self.entries.values())
-
-
-SVD_MEMO = SvdMemo()
+    return memo.MEMO.get("rsparse-svd", (weight,), compute)
 
 
 class _LowRank:
@@ -90,7 +65,7 @@ class _LowRank:
     def _init_lowrank(self, weight: torch.Tensor, alpha: float) -> None:
         self.alpha = alpha
         self.out_features, self.in_features = weight.shape
-        us, vh = SVD_MEMO.factors(weight)
+        us, vh = svd_factors(weight)
         self.register_buffer("us", us, persistent=False)  # [out, R]
         self.register_buffer("vh", vh, persistent=False)  # [R, in]
         self.rank, self.kept = 0, self.in_features

@@ -5,6 +5,7 @@ For each decoder layer, the pre-norm scale ``gamma`` is folded into the linears 
 ``Q_attn = V`` from the SVD (float64) of the folded ``k_proj`` weight and ``Q_mlp = V`` from that of ``gate_proj``.
 The norm's output is rotated, ``x~ = x Q``, and the readers get ``W~ = W Q``: ``W~ x~ = W x`` exactly,
 and ``W~ = U S`` has orthogonal columns whose norms are the singular values, the condition of WINA's theorem.
+The rotations are computed once per weight in a process (``wina.memo``): a sweep's later jobs reuse them.
 
 The rotation sits right after the norm (not on the residual stream), so embeddings, lm_head, o_proj and
 down_proj are untouched and any pre-norm architecture works, RMSNorm with mean subtraction or not, with or
@@ -17,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from wina import memo
 from wina.targets import decoder_layers, model_type, SUPPORTED
 
 
@@ -49,14 +51,17 @@ def _unit_scale_(norm: nn.Module, gemma_style: bool) -> torch.Tensor:
     return gamma
 
 
-def _rotate_readers_(readers: list[nn.Linear], basis: nn.Linear, gamma: torch.Tensor) -> torch.Tensor:
-    w_basis = basis.weight.data.double() * gamma
-    _, _, vh = torch.linalg.svd(w_basis, full_matrices=True)
-    q = vh.T.contiguous()  # [d, d], columns: right singular vectors, by decreasing singular value
+def _rotation(basis: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``V`` of the SVD (float64) of the folded basis weight ``basis diag(gamma)``: ``[d, d]``, its columns the right
+    singular vectors by decreasing singular value."""
+    _, _, vh = torch.linalg.svd(basis.double() * gamma, full_matrices=True)
+    return vh.T.contiguous()
+
+
+def _rotate_readers_(readers: list[nn.Linear], gamma: torch.Tensor, q: torch.Tensor) -> None:
     for lin in readers:
         w = lin.weight.data
         lin.weight.data = ((w.double() * gamma) @ q).to(w.dtype)
-    return q
 
 
 def is_transformed(model: nn.Module) -> bool:
@@ -78,8 +83,10 @@ def apply_transform_(model: nn.Module) -> None:
             (mlp_norm, [mlp.gate_proj, mlp.up_proj], mlp.gate_proj),
         ):
             norm = getattr(layer, norm_name)
+            inputs = (basis.weight.detach(), norm.weight.detach())  # before the scale is folded (the memo's key)
             gamma = _unit_scale_(norm, gemma_style)
-            q = _rotate_readers_(readers, basis, gamma)
+            (q,) = memo.MEMO.get(f"wina-rotation-{mt}", inputs, lambda: (_rotation(inputs[0], gamma),))
+            _rotate_readers_(readers, gamma, q)
             setattr(layer, norm_name, RotatedNorm(norm, q.to(norm.weight.dtype)))
 
 
