@@ -66,7 +66,7 @@ class SignedHistogram:
     BINS, TAIL = 10_000, 0.01
 
     def __init__(self, values: torch.Tensor) -> None:
-        acts = values.detach().float().flatten().cpu().sort().values
+        acts = values.detach().float().flatten().sort().values.cpu()  # sorted where the values are
         n = acts.numel()
         tail = max(1, int(self.TAIL * n))
         inner = torch.linspace(float(acts[tail]), float(acts[n - tail]), self.BINS - 1)

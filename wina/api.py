@@ -246,8 +246,9 @@ def _sparsify(model, config, method, targets, params, levels, calibration_tokens
                                                                calibration.samples_per_target, calibration.seed))
         if config.threshold_rule == "histogram":
             samples = share_by_site(samples, targets)
-    gates = {t.key: method.make_gate(t, samples.get(t.key)) for t in targets}
     dev = next(model.parameters()).device
+    samples = {k: v.to(dev) for k, v in samples.items()}  # a cache file's are on the CPU: sorted where the model is
+    gates = {t.key: method.make_gate(t, samples.get(t.key)) for t in targets}
     for g in gates.values():
         g.to(dev)
     if config.allocation == "greedy":

@@ -64,11 +64,17 @@ def run_batches(model: nn.Module, tokens: torch.Tensor, batch_size: int = 4, des
             pass
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without making the host wait for the device's queue (a copy from pageable memory
+    to a GPU does)."""
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
+
+
 class _Sampler:
-    """Hooks that keep a uniform random subsample (float32, CPU) of what each target reads: the input of a
-    projection, the output of an activation (CATS thresholds ``silu(gate x)``). The indices are drawn on the CPU and
-    only the drawn values leave the device. ``stop``: once every target has been sampled in a forward, raise
-    ``_StopForward`` (the rest of that forward would not change the samples)."""
+    """Hooks that keep a uniform random subsample (float32, on the activations' device) of what each target reads: the
+    input of a projection, the output of an activation (CATS thresholds ``silu(gate x)``). The indices are drawn on the
+    CPU (the same draws on any device); nothing waits for the device. ``stop``: once every target has been sampled in a
+    forward, raise ``_StopForward`` (the rest of that forward would not change the samples)."""
 
     def __init__(self, targets: list[Target], quota: int, seed: int, stop: bool = False) -> None:
         self.chunks: dict[str, list[torch.Tensor]] = {t.key: [] for t in targets}
@@ -86,10 +92,8 @@ class _Sampler:
     def _hook(self, key: str):
         def hook(module, args, output=None):
             x = (args[0] if output is None else output).detach()
-            width = x.shape[-1]
-            idx = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
-            values = x.flatten()[idx.to(x.device)].float().cpu()
-            self.chunks[key].append(torch.stack([values, (idx % width).float()]))  # values; their channels
+            idx = _to_device(torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen), x.device)
+            self.chunks[key].append(torch.stack([x.flatten()[idx].float(), (idx % x.shape[-1]).float()]))  # values; channels
             self.fired += 1
             if self.stop and self.fired == len(self.chunks):
                 self.fired = 0

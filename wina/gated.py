@@ -105,12 +105,13 @@ class ThresholdGate(Gate):
         self._calibrate(sample)
 
     def _calibrate(self, sample: torch.Tensor) -> None:
-        sample = sample.cpu()
+        """Sort the sample where it is (a GPU sorts 420 samples of a SmolLM2 job in milliseconds, a CPU in 2-3 s); keep
+        the sorted scores on the CPU (thresholds are read from them as numbers)."""
         if self.rule == "histogram":
             self.histogram = SignedHistogram(sample[0] if sample.dim() == 2 else sample)
         else:
-            scale = None if self.scale is None else self.scale.cpu()
-            self.sorted = sample_scores(sample, scale)
+            scale = None if self.scale is None else self.scale.to(sample.device)
+            self.sorted = sample_scores(sample, scale).cpu()
 
     def resample(self, sample: torch.Tensor) -> None:
         """Replace the calibration sample and re-apply the current level."""
