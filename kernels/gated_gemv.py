@@ -25,10 +25,6 @@ Work split: program (n-block, k-chunk, m-block).  Each program
 If a chunk's union density is above ``dense_cutoff`` the chunk is read densely
 (contiguous rows, no index indirection); the decision is made per chunk on the
 device, so the launcher never syncs with the host and is CUDA-graph safe.
-``GatedConfig(masked=True)`` (single row only) skips the index list: every chunk is read
-as contiguous rows whose loads are masked by the gate, so a dropped channel's weight row
-is still never read (TEAL's kernel reads this way; the reduction stays the deterministic
-one above).
 """
 from __future__ import annotations
 
@@ -54,20 +50,12 @@ def _rows(scr, k0, j, nk_idx, dense, BK: tl.constexpr):
 
 
 @triton.jit
-def _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, t_ptr, t_val, s_ptr, offs_m, stride_tm, stride_tk,
-           BK: tl.constexpr, MASKED: tl.constexpr, THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr):
-    """Issue the loads of kept-row block j: weight rows [BK, BN] and their activations [BK]. ``MASKED``: the
-    activations first, and a weight row only where the gate keeps its channel (masked loads: the rows it drops
-    are never read)."""
+def _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, BK: tl.constexpr):
+    """Issue the loads of kept-row block j: weight rows [BK, BN] and their activations [BK]."""
     o = j + tl.arange(0, BK)
-    r_ok = o < nk
-    xv = tl.load(x_row + rows, mask=r_ok, other=0.0)
-    if MASKED:
-        r_ok = r_ok & _gate(xv, t_ptr, t_val, s_ptr, rows, offs_m, r_ok, r_ok, stride_tm, stride_tk,
-                            THR_MODE, HAS_SCALE, True)
-    w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :], mask=r_ok[:, None] & n_ok[None, :],
+    w = tl.load(w_blk + rows[:, None].to(tl.int64) * N + cols[None, :], mask=(o < nk)[:, None] & n_ok[None, :],
                 other=0.0)
-    return w, xv
+    return w, tl.load(x_row + rows, mask=o < nk, other=0.0)
 
 
 @triton.jit
@@ -132,7 +120,7 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
                      CSUB: tl.constexpr, THR_MODE: tl.constexpr, HAS_SCALE: tl.constexpr,
                      HAS_BIAS: tl.constexpr, GEMV: tl.constexpr, FUSED: tl.constexpr,
                      DIRECT: tl.constexpr, DOT_F32: tl.constexpr, FIX_BF16: tl.constexpr,
-                     PIPE: tl.constexpr, NS: tl.constexpr, LAST_REDUCE: tl.constexpr, MASKED: tl.constexpr):
+                     PIPE: tl.constexpr, NS: tl.constexpr, LAST_REDUCE: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_c = tl.program_id(1)
     pid_m = tl.program_id(2)
@@ -147,12 +135,8 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
     else:
         x_row = x_ptr
 
-    # 1. gate + compact this chunk's kept channels (union over the rows of this m-block); MASKED (GEMV): no list,
-    # every chunk is read by masked loads of its rows
-    if MASKED:
-        scr = scr_ptr
-        cnt = k_len
-    elif FUSED:
+    # 1. gate + compact this chunk's kept channels (union over the rows of this m-block)
+    if FUSED:
         scr = scr_ptr + ((pid_m * n_c + pid_c) * n_nb + pid_n).to(tl.int64) * CK
         cnt = _compact(x_row, t_ptr, t_val, s_ptr, scr, k0, K, offs_m, m_ok, stride_xm, stride_tm, stride_tk,
                        CK, CSUB, THR_MODE, HAS_SCALE, GEMV)
@@ -176,15 +160,13 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
             # manual software pipeline: weight rows one block ahead (held in registers) and their
             # indices two blocks ahead, so the index -> weight-row load chain never stalls the stream
             r_a = _rows(scr, k0, 0, nk_idx, dense, BK)
-            w_a, x_a = _fetch(w_blk, x_row, r_a, 0, nk, cols, n_ok, N, t_ptr, t_val, s_ptr, offs_m, stride_tm, stride_tk,
-                              BK, MASKED, THR_MODE, HAS_SCALE)
+            w_a, x_a = _fetch(w_blk, x_row, r_a, 0, nk, cols, n_ok, N, BK)
             r_b = _rows(scr, k0, BK, nk_idx, dense, BK)
             for j in range(0, nk, BK):
                 # the index load first, then the weight rows: issued in this order, 17920x5120 at 50% takes 39.5 us
                 # on an H100 instead of 51 us (bf16; the other order since dc0865f, found by bisecting the bench)
                 r_c = _rows(scr, k0, j + 2 * BK, nk_idx, dense, BK)
-                w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, N, t_ptr, t_val, s_ptr, offs_m, stride_tm,
-                                  stride_tk, BK, MASKED, THR_MODE, HAS_SCALE)
+                w_b, x_b = _fetch(w_blk, x_row, r_b, j + BK, nk, cols, n_ok, N, BK)
                 acc2 = _consume(acc2, w_a, x_a, r_a, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
                                 stride_tk, BK, THR_MODE, HAS_SCALE)
                 w_a, x_a, r_a = w_b, x_b, r_b
@@ -192,8 +174,7 @@ def _gated_mm_kernel(x_ptr, wt_ptr, t_ptr, t_val, s_ptr, b_ptr, part_ptr, y_ptr,
         else:
             for j in tl.range(0, nk, BK, num_stages=NS):
                 rows = _rows(scr, k0, j, nk_idx, dense, BK)
-                w, xv = _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, t_ptr, t_val, s_ptr, offs_m, stride_tm, stride_tk,
-                               BK, MASKED, THR_MODE, HAS_SCALE)
+                w, xv = _fetch(w_blk, x_row, rows, j, nk, cols, n_ok, N, BK)
                 acc2 = _consume(acc2, w, xv, rows, j, nk, nk_gate, t_ptr, t_val, s_ptr, offs_m, stride_tm,
                                 stride_tk, BK, THR_MODE, HAS_SCALE)
         acc = tl.sum(acc2, axis=0)
@@ -255,7 +236,6 @@ class GatedConfig:
     pipe: int = 1          # GEMV loop: 1 = manual prefetch pipeline, 0 = plain / tl.range stages
     stages: int = 1        # num_stages for tl.range loops (pipe 0, and the M > 1 tl.dot loop)
     last_reduce: bool = True  # split-K sum by the last program of each tile (no 2nd kernel)
-    masked: bool = False   # GEMV: no compacted list; each chunk's rows read by masked loads (TEAL's way)
 
 
 def _empty(shape, device, dtype) -> torch.Tensor:
@@ -419,11 +399,7 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     csub = min(CK, _CSUB_MAX if gemv else max(16, 4 * _CSUB_MAX // cfg.BM))
     direct = C == 1 and reduce
     part = y if direct else _empty((C, M, N), x.device, torch.float32)
-    masked = cfg.masked and gemv
-    if masked:  # no index list
-        scr = cnt = _empty((1,), x.device, torch.int32)
-        dense_cutoff = 0.0
-    elif cfg.fused:
+    if cfg.fused:
         scr = _empty((n_mb * C * n_nb * CK,), x.device, torch.int32)
         cnt = scr
     else:
@@ -444,7 +420,7 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
         BM=cfg.BM, BN=cfg.BN, BK=cfg.BK, CK=CK, CSUB=csub, THR_MODE=mode,
         HAS_SCALE=scale is not None, HAS_BIAS=bias is not None, GEMV=gemv, FUSED=cfg.fused,
         DIRECT=direct, DOT_F32=dot_f32, FIX_BF16=fix_bf16, PIPE=cfg.pipe if gemv else 0,
-        NS=cfg.stages, LAST_REDUCE=last, MASKED=masked, num_warps=cfg.num_warps)
+        NS=cfg.stages, LAST_REDUCE=last, num_warps=cfg.num_warps)
     if not reduce:
         return part
     if not direct and not last:

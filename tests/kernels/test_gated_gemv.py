@@ -91,26 +91,6 @@ def test_masked_rows_never_read(dev, poison, M, fused):
     _check(y, x, w_t.to(dev), t)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind", ["float", "channel", "row"])
-@pytest.mark.parametrize("with_scale", [False, True])
-def test_masked_loads_never_read_dropped_rows(dev, poison, dtype, kind, with_scale):
-    """``masked=True`` (one row): no index list, the gate masks each weight row's load. Rows the gate drops are
-    NaN: any read of them poisons the output."""
-    gen = torch.Generator().manual_seed(31)
-    K, N = 300, 77
-    x = rand_x(1, K, dtype, dev, gen)
-    w_t = torch.randn(K, N, generator=gen).to(dtype)
-    t = _thr(kind, 1, K, gen, dev)
-    c = (torch.rand(K, generator=gen) + 0.5).to(dev) if with_scale else None
-    keep = ref_mask(x, t, c)[0].cpu()
-    assert 10 < int((~keep).sum()) < K - 10
-    w_nan = w_t.clone()
-    w_nan[~keep] = float("nan")
-    y = gated_linear(x, w_nan.to(dev), t, scale=c, config=_cfg(1, masked=True))
-    _check(y, x, w_t.to(dev), t, scale=c)
-
-
 @pytest.mark.parametrize("M", [1, 5])
 @pytest.mark.parametrize("cutoff", [0.0, 0.5, 1.0])
 def test_dense_chunks_still_gate(dev, poison, M, cutoff):
