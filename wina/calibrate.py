@@ -18,6 +18,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from wina.targets import Target, decoder_layers
+from wina.transfer import to_device_async
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,6 @@ def run_batches(model: nn.Module, tokens: torch.Tensor, batch_size: int = 4, des
             pass
 
 
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A host tensor on ``device`` without making the host wait for the device's queue (a copy from pageable memory
-    to a GPU does)."""
-    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t.to(device)
-
-
 class _Sampler:
     """Hooks that keep a uniform random subsample (float32, on the activations' device) of what each target reads: the
     input of a projection, the output of an activation (CATS thresholds ``silu(gate x)``). The indices are drawn on the
@@ -92,8 +87,10 @@ class _Sampler:
     def _hook(self, key: str):
         def hook(module, args, output=None):
             x = (args[0] if output is None else output).detach()
-            idx = _to_device(torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen), x.device)
-            self.chunks[key].append(torch.stack([x.flatten()[idx].float(), (idx % x.shape[-1]).float()]))  # values; channels
+            drawn = torch.randint(0, x.numel(), (min(self.quota, x.numel()),), generator=self.gen)
+            idx = to_device_async(drawn, x.device)
+            values, channels = x.flatten()[idx].float(), (idx % x.shape[-1]).float()
+            self.chunks[key].append(torch.stack([values, channels]))
             self.fired += 1
             if self.stop and self.fired == len(self.chunks):
                 self.fired = 0

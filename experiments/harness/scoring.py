@@ -24,6 +24,7 @@ from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
 from wina.gated import uncounted
+from wina.transfer import to_device_async
 
 
 class HeadMismatch(RuntimeError):
@@ -122,8 +123,8 @@ class ContinuationScorer:
                 member_rows.extend(m_rows[0, -len(m_cont):, 0].tolist())
                 targets.extend(m_cont)
                 keys.append(m_key)
-        ids, rows_t = _to_device(ids, device), _to_device(torch.tensor(rows), device)
-        member_rows_t, targets_t, slots_t = _to_device(torch.tensor([member_rows, targets, slots]), device)
+        ids, rows_t = to_device_async(ids, device), to_device_async(torch.tensor(rows), device)
+        member_rows_t, targets_t, slots_t = to_device_async(torch.tensor([member_rows, targets, slots]), device)
         with self.autocast() if self.autocast else torch.no_grad():
             hidden = self.decoder(input_ids=ids, use_cache=False).last_hidden_state
             logits = self.logits(hidden.flatten(0, 1)[rows_t])
@@ -134,14 +135,6 @@ class ContinuationScorer:
         grid[0, slots_t] = logp[member_rows_t, targets_t]
         grid[1, slots_t] = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
         return _PendingBatch(keys, grid.view(2, len(keys), longest).sum(-1))
-
-
-def _to_device(t: torch.Tensor, device) -> torch.Tensor:
-    """A host tensor on ``device`` without making the host wait for the device's queue (a copy from pageable memory
-    does: PyTorch syncs the stream after it)."""
-    if device.type != "cuda":
-        return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
 
 
 class _PendingBatch:
