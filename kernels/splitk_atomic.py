@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .gated_gemv import _threshold_args
 from .parts import _gate
 
 
@@ -41,7 +42,8 @@ def gated_linear_atomic(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: tor
                         scale: torch.Tensor | None = None, *, block_k: int = 64, block_n: int = 128,
                         num_warps: int = 4) -> torch.Tensor:
     """``F.linear(x * (|x| * scale > threshold), w_t.T, bias)`` for a single row ``x`` ([..., in] with one row);
-    ``threshold``: a number, a 1-element tensor or a per-channel [in] tensor. Non-deterministic (see the module)."""
+    ``threshold``: as ``kernels.gated_gemv.gated_linear`` takes it (a number, a 1-element tensor, per channel, or
+    broadcastable to ``x``). Non-deterministic (see the module)."""
     K, N = w_t.shape
     lead = x.shape[:-1]
     x1 = x.reshape(-1, K)
@@ -50,13 +52,8 @@ def gated_linear_atomic(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: tor
     if x.dtype != w_t.dtype or not w_t.is_contiguous():
         raise ValueError("w_t must be contiguous [in, out] in x's dtype")
     x1 = x1.contiguous()
-    if torch.is_tensor(threshold):
-        t = threshold.to(x.device).reshape(-1)
-        if t.numel() not in (1, K):
-            raise ValueError(f"threshold of {t.numel()} values for {K} channels")
-        mode, t_arg, t_val, stride_tk = (1, t, 0.0, 0) if t.numel() == 1 else (2, t, 0.0, t.stride(0))
-    else:
-        mode, t_arg, t_val, stride_tk = 0, x1, float(threshold), 0
+    mode, t, t_val, _, stride_tk = _threshold_args(threshold, 1, K, lead, x.device)  # one row: no row stride
+    t_arg = t if t is not None else x1
     acc = torch.zeros(N, device=x.device, dtype=torch.float32)
     _splitk_atomic_kernel[(triton.cdiv(N, block_n), triton.cdiv(K, block_k))](
         x1, w_t, t_arg, t_val, scale if scale is not None else x1, acc, N, K, stride_tk,

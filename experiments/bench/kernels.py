@@ -104,12 +104,17 @@ class Shape:
         self.wbytes = wbytes
 
 
+def bench_inputs(sh: Shape, M: int, s: float, dtype):
+    """The activations of a (shape, batch, sparsity) cell, one per weight copy (seeded: every benchmark of the cell
+    sees the same), and the TEAL-style scalar threshold for the target per-row sparsity (each row independent)."""
+    g = torch.Generator(device="cuda").manual_seed(M * 100 + int(s * 100))
+    xs = [torch.randn(M, sh.K, device="cuda", generator=g).to(dtype) for _ in range(sh.n)]
+    return xs, calibrate_threshold(torch.cat(xs[:4]), None, s) if s > 0 else 0.0
+
+
 def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg=None, dense_us=None, teal=None):
     N, K, n = sh.N, sh.K, sh.n
-    g = torch.Generator(device="cuda").manual_seed(M * 100 + int(s * 100))
-    xs = [torch.randn(M, K, device="cuda", generator=g).to(dtype) for _ in range(n)]
-    # TEAL-style scalar threshold for the target per-row sparsity (each row independent)
-    t = calibrate_threshold(torch.cat(xs[:4]), None, s) if s > 0 else 0.0
+    xs, t = bench_inputs(sh, M, s, dtype)
     thr = torch.tensor(t, device="cuda", dtype=torch.float32)  # tensor: kernel even at s = 0
     masks = [threshold_mask(x.float(), t) for x in xs]
     row_density = statistics.mean(m.float().mean().item() for m in masks)

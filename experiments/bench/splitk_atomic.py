@@ -11,10 +11,10 @@ import argparse
 
 import torch
 
-from experiments.bench.kernels import SHAPES, Shape, bench_row, code_version, copy_bandwidth_gbs, graph_time_us, rel_err
+from experiments.bench.kernels import (SHAPES, Shape, bench_inputs, bench_row, code_version, copy_bandwidth_gbs,
+                                      graph_time_us, rel_err)
 from experiments.bench.peer_teal import load as load_teal
 from kernels.score import threshold_mask
-from kernels.select import calibrate_threshold
 from kernels.splitk_atomic import gated_linear_atomic
 
 CONFIGS = [(8, 128, 2), (16, 256, 4), (32, 256, 4), (64, 128, 2), (64, 256, 4), (128, 128, 4), (32, 512, 4),
@@ -23,10 +23,9 @@ SPARSITIES = [0.0, 0.25, 0.5, 0.65, 0.8]
 
 
 def atomic_row(sh: Shape, s: float, dtype, reps: int) -> dict:
-    """The best atomic config's time on bench_row's inputs (the same seed, threshold and weight copies)."""
-    g = torch.Generator(device="cuda").manual_seed(100 + int(s * 100))
-    xs = [torch.randn(1, sh.K, device="cuda", generator=g).to(dtype) for _ in range(sh.n)]
-    t = calibrate_threshold(torch.cat(xs[:4]), None, s) if s > 0 else 0.0
+    """The best atomic config's time on bench_row's inputs (``bench_inputs``: the same activations, threshold and
+    weight copies)."""
+    xs, t = bench_inputs(sh, 1, s, dtype)
     thr = torch.tensor(t, device="cuda", dtype=torch.float32)
     best = None
     for bk, bn, w in CONFIGS:
