@@ -1,4 +1,4 @@
-"""The one definition of a channel's score and of the keep-masks built from it (plain PyTorch, no Triton).
+"""The one definition of a channel's score and of the keep-masks built from it (PyTorch, numpy on a CPU; no Triton).
 
     score[..., i] = |x[..., i]| * scale[i]        (fp32; scale=None is plain |x|)
     threshold mask:  score > t                    (TEAL, CATS: one calibrated t; per-row t for a top-k)
@@ -10,6 +10,10 @@ the Triton kernels evaluate the same comparison in fp32 (``kernels.parts._gate``
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 
 
@@ -29,10 +33,50 @@ def topk_mask(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> tor
     n = x.shape[-1]
     if k >= n:
         return torch.ones_like(x, dtype=torch.bool)
-    keep = torch.zeros_like(x, dtype=torch.bool)
-    if k > 0:
-        keep.scatter_(-1, channel_score(x, scale).topk(k, dim=-1, sorted=False).indices, True)
-    return keep
+    if k <= 0:
+        return torch.zeros_like(x, dtype=torch.bool)
+    score = channel_score(x, scale)
+    if score.device.type == "cpu" and k >= _PARTITION_FROM_K:
+        if (keep := _topk_mask_by_partition(score, k)) is not None:
+            return keep
+    return torch.zeros_like(x, dtype=torch.bool).scatter_(-1, score.topk(k, dim=-1, sorted=False).indices, True)
+
+
+_PARTITION_FROM_K = 16  # below, torch.topk is faster on a CPU (its cost grows with k, a partition's does not)
+
+
+def _topk_mask_by_partition(score: torch.Tensor, k: int) -> torch.Tensor | None:
+    """``topk_mask`` on a CPU via numpy's introselect (2-3x faster than ``torch.topk`` plus a scatter): keep the
+    scores at or above each row's k-th largest; None where a row has a tie at its k-th (or a NaN), which
+    ``torch.topk`` settles."""
+    n = score.shape[-1]
+    rows = score.detach().reshape(-1, n).float().numpy()
+    kth = np.empty((rows.shape[0], 1), dtype=rows.dtype)
+
+    def select(part: slice) -> None:
+        kth[part] = np.partition(rows[part], n - k, axis=-1)[:, n - k:n - k + 1]
+
+    parts = _row_parts(rows.shape[0])
+    if len(parts) == 1:
+        select(parts[0])
+    else:
+        list(_pool().map(select, parts))
+    keep = rows >= kth
+    if not (np.count_nonzero(keep, axis=-1) == k).all():
+        return None
+    return torch.from_numpy(keep).view(score.shape)
+
+
+def _row_parts(rows: int) -> list[slice]:
+    """Row ranges for the CPU's threads (numpy's partition runs single-threaded and releases the GIL)."""
+    workers = min(torch.get_num_threads(), rows // 128) or 1
+    bounds = [rows * i // workers for i in range(workers + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max(torch.get_num_threads(), 1), thread_name_prefix="topk-partition")
 
 
 def topk_threshold_torch(x: torch.Tensor, k: int, scale: torch.Tensor | None = None) -> torch.Tensor:

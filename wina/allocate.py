@@ -4,14 +4,16 @@ Greedy, per decoder layer: start every projection at level 0; repeatedly raise t
 projection whose ``step`` costs the least extra block-output error per parameter skipped; record the curve of
 (block sparsity, levels). Block sparsity is parameter-weighted over the layer's projections. At evaluation every
 layer gets the same block sparsity (the target) and only the split across its projections varies: the
-curve is interpolated so that the target is met exactly.
+curve is interpolated so that the target is met exactly. The search stops once the curve reaches the target; a
+sparser job later goes on from the curve's last point (the path does not depend on where it stops).
 
 The error of a trial is the relative error of the layer's output on the last ``TAIL`` of the positions.
-``LayerReplay`` computes it without replaying the whole layer for every trial: each stage's output is kept under
-the levels it depends on (``DEPENDS``) and reused while they stay the same; o_proj and the MLP (per position) run on
-the tail positions only; on a GPU the trials of one step run as one batch. The layer runs as its own modules
-(``self_attn`` for the attention, the layer's forward with the attention output given for the rest), with the
-gated projections stood in for by the memo: nothing of an architecture is reimplemented.
+``LayerReplay`` computes it without replaying the whole layer for every trial: each stage's output (the MLP's norm
+too) is kept under the levels it depends on (``DEPENDS``) and reused while they stay the same; o_proj and the MLP
+(per position) run on the tail positions only; on a GPU the trials of one step run as one batch. The layer runs as
+its own modules (``self_attn`` for the attention, the layer's forward with the attention output given for the rest,
+its attention norm skipped), with the gated projections and the MLP's norm stood in for by the memo: nothing of an
+architecture is reimplemented.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tqdm.auto import tqdm
 
 from wina.calibrate import call_of, first_output
 from wina.gated import GatedLinear
-from wina.targets import KINDS, PROJECTIONS
+from wina.errors import SparsityError
+from wina.targets import KINDS, PROJECTIONS, SUPPORTED
 
 Curve = list[tuple[float, dict[str, float]]]
 Levels = dict[str, float]
@@ -33,10 +36,12 @@ ErrorsOf = Callable[[list[Levels]], list[float]]  # trials (levels of every proj
 
 TAIL = 0.25  # the error is measured on this last fraction of each sequence's positions
 ATTN_CORE = "attention"  # self_attn's output before o_proj
+MLP_NORM = "mlp_norm"  # the norm the MLP reads (rotated by WINA's transform)
 DEPENDS = {  # what a stage's output depends on: the levels of the projections upstream of it, its own included
     "q": ("q",), "k": ("k",), "v": ("v",),
     ATTN_CORE: ("q", "k", "v"),
     "o": ("q", "k", "v", "o"),
+    MLP_NORM: ("q", "k", "v", "o"),
     "gate": ("q", "k", "v", "o", "gate"),
     "up": ("q", "k", "v", "o", "up"),
     "down": KINDS,
@@ -59,11 +64,13 @@ def _raises(levels: Levels, params: dict[str, int], step: float, max_level: floa
 
 
 def greedy_curve(errors_of: ErrorsOf, params: dict[str, int], step: float, max_sparsity: float,
-                 max_level: float = 0.99) -> Curve:
-    """Greedy path from all-dense up to ``max_sparsity`` block sparsity; ``errors_of`` gets the trials of one step
-    (the current levels with one projection raised) together. Ties go to the first projection of ``params``."""
-    levels = {k: 0.0 for k in params}
-    curve: Curve = [(0.0, dict(levels))]
+                 max_level: float = 0.99, start: Curve = ()) -> Curve:
+    """Greedy path from all-dense (or from the last point of ``start``, a curve this search made before) up to
+    ``max_sparsity`` block sparsity; ``errors_of`` gets the trials of one step (the current levels with one
+    projection raised) together. Ties go to the first projection of ``params``. The path does not depend on
+    ``max_sparsity``: a curve stopped at 0.65 and extended to 0.9 is the curve made to 0.9 at once."""
+    curve: Curve = list(start) or [(0.0, {k: 0.0 for k in params})]
+    levels = dict(curve[-1][1])
     (current,) = errors_of([levels])
     total = sum(params.values())
     while block_sparsity(levels, params) < max_sparsity:
@@ -77,6 +84,11 @@ def greedy_curve(errors_of: ErrorsOf, params: dict[str, int], step: float, max_s
         levels[k], current = new, errors[best]
         curve.append((block_sparsity(levels, params), dict(levels)))
     return curve
+
+
+def reaches(curve: Curve, target: float, max_level: float = 0.99) -> bool:
+    """Whether ``pick`` can read ``target`` off ``curve`` (or the search can go no further)."""
+    return curve[-1][0] >= target or all(lv >= max_level for lv in curve[-1][1].values())
 
 
 def pick(curve: Curve, target: float, params: dict[str, int]) -> Levels:
@@ -112,26 +124,27 @@ class _Memo:
 
 
 class _Recall(nn.Module):
-    """Stands in for a gated projection while a replay runs. Its input is one chunk per trial (``trials``, set
-    before each call); a chunk's output is recalled where the projection already ran at the trial's levels,
-    the rest runs through the gated projection, one call per level."""
+    """Stands in for a stage's module (a gated projection, or the MLP's norm) while a replay runs. Its input is one
+    chunk per trial (``trials``, set before each call); a chunk's output is recalled where the stage already ran at
+    the trial's levels, the rest runs through the module: a gated projection once per level, set to it."""
 
-    def __init__(self, kind: str, gated: GatedLinear, memo: _Memo) -> None:
+    def __init__(self, stage: str, module: nn.Module, memo: _Memo) -> None:
         super().__init__()
-        self.kind, self.gated, self.memo = kind, gated, memo
+        self.stage, self.module, self.memo = stage, module, memo
         self.trials: list[Levels] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        keys = [self.memo.key(self.kind, t) for t in self.trials]
-        todo: dict[float, dict[tuple, int]] = {}  # level -> key -> the trial whose chunk of x is its input
+        keys = [self.memo.key(self.stage, t) for t in self.trials]
+        todo: dict[float | None, dict[tuple, int]] = {}  # level (None: not gated) -> key -> the trial whose chunk it is
         for i, key in enumerate(keys):
             if key not in self.memo.outputs:
-                todo.setdefault(self.trials[i][self.kind], {}).setdefault(key, i)
+                todo.setdefault(self.trials[i].get(self.stage), {}).setdefault(key, i)
         chunks = x.chunk(len(keys)) if todo else []
         for level, firsts in todo.items():
-            self.gated.gate.set_level(level)
+            if level is not None:
+                self.module.gate.set_level(level)
             inputs = x if len(firsts) == len(keys) else _stack([chunks[i] for i in firsts.values()])
-            self.memo.outputs.update(zip(firsts, self.gated(inputs).chunk(len(firsts))))
+            self.memo.outputs.update(zip(firsts, self.module(inputs).chunk(len(firsts))))
         return _stack([self.memo.outputs[key] for key in keys])
 
 
@@ -195,6 +208,10 @@ class LayerReplay:
         self.x_tail, self.batch = x[:, self.start:], x.shape[0]
         self.memo = _Memo()
         self.recalls = {kind: _Recall(kind, gated[kind], self.memo) for kind in KINDS}
+        attn_norm, mlp_norm = _norms(layer)
+        self.recalls[MLP_NORM] = _Recall(MLP_NORM, getattr(layer, mlp_norm), self.memo)
+        # the tail runs with the attention output given: the attention's norm feeds nothing then
+        self.skipped = [(layer, attn_norm, nn.Identity()), (layer, mlp_norm, self.recalls[MLP_NORM])]
         self.attn_args, self.attn_kwargs = call_of(layer.self_attn, lambda: layer(x, **kwargs))
         self.dense = self._outputs([{k: 0.0 for k in KINDS}])
         self.dense_energy = float(self.dense.float().pow(2).sum())
@@ -203,7 +220,8 @@ class LayerReplay:
     def errors(self, trials: list[Levels]) -> list[float]:
         self.memo.prune({k: min(t[k] for t in trials) for k in KINDS})
         y = torch.cat([self._outputs(group) for group in self._groups(trials)]).unflatten(0, (len(trials), -1))
-        sq = (y - self.dense).float().pow(2).sum(dim=tuple(range(1, y.dim())))
+        d = y.sub_(self.dense).float()  # y is this call's own tensor (cat's): in place
+        sq = d.mul_(d).sum(dim=tuple(range(1, y.dim())))
         return [s / max(self.dense_energy, 1e-30) for s in sq.tolist()]
 
     def _groups(self, trials: list[Levels]) -> list[list[Levels]]:
@@ -213,6 +231,7 @@ class LayerReplay:
 
     def _replacing(self, kinds: tuple[str, ...], trials: list[Levels]) -> list[tuple[nn.Module, str, nn.Module]]:
         out = []
+        self.recalls[MLP_NORM].trials = trials
         for kind in kinds:
             sub, attr, _ = PROJECTIONS[kind]
             self.recalls[kind].trials = trials
@@ -237,20 +256,33 @@ class LayerReplay:
         """The layer's tail output of every trial, stacked along the batch."""
         self.recalls["o"].trials = trials
         attended = self.recalls["o"](_stack(self._attention(trials)))
-        with _standing_in(self._replacing(("gate", "up", "down"), trials)
+        with _standing_in(self._replacing(("gate", "up", "down"), trials) + self.skipped
                           + [(self.layer, "self_attn", _Fixed((attended, None)))]):
             return first_output(self.layer(self.x_tail.repeat(len(trials), 1, 1), **self.kwargs))
 
 
+def _norms(layer: nn.Module) -> tuple[str, str]:
+    """The names of the layer's attention norm and MLP norm (``wina.targets.SUPPORTED``)."""
+    for names in SUPPORTED.values():
+        if all(isinstance(getattr(layer, name, None), nn.Module) for name in names):
+            return names
+    raise SparsityError(f"{type(layer).__name__} has none of the norm pairs of the supported families")
+
+
 def greedy_curves(layers, gated_per_layer: list[dict[str, GatedLinear]], inputs: list[torch.Tensor],
                   kwargs: list[dict], params: dict[str, int], step: float, max_sparsity: float,
-                  done: list[Curve] = (), on_layer: Callable[[list[Curve]], None] = lambda curves: None) -> list[Curve]:
-    """One curve per layer, from layer ``len(done)`` on (``done``: the curves of the layers before it);
-    ``on_layer(curves so far)`` after each layer."""
-    curves = list(done)
-    for i in tqdm(range(len(curves), len(layers)), desc="calibrate: greedy allocation", unit="layer",
-                  initial=len(curves), total=len(layers)):
-        replay = LayerReplay(layers[i], gated_per_layer[i], inputs[i], kwargs[i])
-        curves.append(greedy_curve(replay.errors, params, step, max_sparsity))
+                  start: list[Curve] = (),
+                  on_layer: Callable[[list[Curve]], None] = lambda curves: None) -> list[Curve]:
+    """One curve per layer, reaching ``max_sparsity``. ``start``: curves this search made before (the first layers'
+    or every layer's, up to some sparsity): one that reaches ``max_sparsity`` is kept, a shorter one extended, a
+    missing one made; ``on_layer(curves so far)`` after each layer."""
+    curves: list[Curve] = []
+    for i in tqdm(range(len(layers)), desc="calibrate: greedy allocation", unit="layer"):
+        before = start[i] if i < len(start) else ()
+        if before and reaches(before, max_sparsity):
+            curves.append(before)
+        else:
+            replay = LayerReplay(layers[i], gated_per_layer[i], inputs[i], kwargs[i])
+            curves.append(greedy_curve(replay.errors, params, step, max_sparsity, start=before))
         on_layer(curves)
     return curves

@@ -162,10 +162,14 @@ class _CalibrationCache:
 
     def get(self, name: str, compute):
         if name not in self.state:
-            self.state[name] = compute()
-            self.state.pop(f"{name}.partial", None)
-            self.dirty = True
+            self.put(name, compute())
         return self.state[name]
+
+    def put(self, name: str, value) -> None:
+        """``name`` is ``value`` now (complete: the progress saved on the way is dropped)."""
+        self.state[name] = value
+        self.state.pop(f"{name}.partial", None)
+        self.dirty = True
 
     def progress(self, name: str) -> list:
         """The parts of ``name`` that an interrupted computation saved (none: empty)."""
@@ -186,12 +190,19 @@ class _CalibrationCache:
 
 
 def _greedy_curves(model, targets: list[Target], gates: dict[str, Gate], tokens: torch.Tensor,
-                   config: SparsityConfig, params: dict[str, int], cache: _CalibrationCache):
-    """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates. Each
-    finished layer's curve is saved in ``cache``: an interrupted search resumes at the first layer it lacks."""
+                   config: SparsityConfig, params: dict[str, int], cache: _CalibrationCache) -> list:
+    """TEAL's greedy search per layer, replaying each layer on its dense inputs with the method's own gates, up to
+    the target sparsity: the curves in ``cache`` are used as they are where they reach it, else extended (a sweep's
+    later, sparser job goes on where the earlier one stopped). Each finished layer's curve is saved in ``cache``: an
+    interrupted search resumes at the first layer it lacks."""
     if any(t.kind == "act" for t in targets):
         raise SparsityError("allocation=greedy splits a layer's sparsity across its projections; this method gates "
                             "the MLP activation only (use allocation=uniform)")
+    made = cache.state.get("curves", [])
+    if config.sparsity <= 0 or (made and all(allocate.reaches(curve, config.sparsity) for curve in made)):
+        return made  # (at sparsity 0 every level is 0: no curve needed)
+    partial = cache.progress("curves")  # an interrupted search's layers, then the curves made before
+    start = partial + made[len(partial):]
     n = min(config.greedy_samples, tokens.shape[0])
     inputs, kwargs = capture_layer_io(model, tokens[:n], batch_size=n)  # one batch: a replay stacks trials on it
     modules = _install(targets, gates)  # every position gated: the search measures the tail of each sequence
@@ -199,12 +210,14 @@ def _greedy_curves(model, targets: list[Target], gates: dict[str, Gate], tokens:
         for m in modules.values():
             m.counting = False
         by_layer = [{t.kind: modules[t.key] for t in targets if t.layer == i} for i in range(len(inputs))]
-        return allocate.greedy_curves(decoder_layers(model), by_layer, [x for x, in inputs], [kw for kw, in kwargs],
-                                      params, config.greedy_step, config.greedy_max, done=cache.progress("curves"),
-                                      on_layer=lambda curves: cache.save_progress("curves", curves))
+        curves = allocate.greedy_curves(decoder_layers(model), by_layer, [x for x, in inputs],
+                                        [kw for kw, in kwargs], params, config.greedy_step, config.sparsity,
+                                        start=start, on_layer=lambda curves: cache.save_progress("curves", curves))
     finally:  # uninstall: the caller installs the gates for evaluation (with the dense prefix)
         for t, m in zip(targets, modules.values()):
             setattr(t.parent, t.attr, _unwrap(m))
+    cache.put("curves", curves)
+    return curves
 
 
 @torch.no_grad()
@@ -252,8 +265,7 @@ def _sparsify(model, config, method, targets, params, levels, calibration_tokens
     for g in gates.values():
         g.to(dev)
     if config.allocation == "greedy":
-        curves = cache.get("curves", lambda: _greedy_curves(model, targets, gates, calibration_tokens, config, params,
-                                                            cache))
+        curves = _greedy_curves(model, targets, gates, calibration_tokens, config, params, cache)
         levels = {t.key: allocate.pick(curves[t.layer], config.sparsity, params)[t.kind] for t in targets}
     if cache is not None:
         cache.save()

@@ -34,7 +34,8 @@ class SparsityConfig:
     threshold_rule: str = "quantile"  # quantile: exact quantile of the score; histogram: TEAL's icdf(0.5 + s/2)
     greedy_step: float = 0.05
     greedy_samples: int = 8  # calibration sequences the greedy search replays
-    greedy_max: float = 0.9  # the greedy curve is computed up to this block sparsity (cached, reused by sweeps)
+    greedy_max: float = 0.9  # the highest target greedy allocation takes (its curve is made up to the target,
+    # cached, and extended by a later job with a higher one)
     kernel: str = "auto"  # auto: Triton on CUDA (decode GEMV for one row, one-pass masking else); off: PyTorch
 
     def check(self) -> None:

@@ -47,9 +47,10 @@ class Method:
         return {t.key: sparsity for t in targets}
 
     def calibration_fields(self) -> dict:
-        """Config fields that change calibration results. The target, the token policy and the kernel choice do
-        not (samples and greedy curves come from every position of the dense model): one calibration per sweep."""
-        skip = ("sparsity", "dense_prefix", "dense_prefix_rounding", "kernel")
+        """Config fields that change calibration results. The target, the token policy, the kernel choice and the
+        cap on greedy targets do not (samples and greedy curves come from every position of the dense model; a
+        greedy curve is made up to the target and extended by a sparser job): one calibration per sweep."""
+        skip = ("sparsity", "dense_prefix", "dense_prefix_rounding", "kernel", "greedy_max")
         return {k: v for k, v in dataclasses.asdict(self.config).items() if k not in skip}
 
 

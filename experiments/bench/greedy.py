@@ -165,7 +165,8 @@ def run(model, tokens: torch.Tensor, methods: list[str], layers: list[int], full
             print(f"{name}: the same curve on {sum(r['same_curve'] for r in rows)} of {len(rows)} layers; largest "
                   f"relative error difference {max(r['max_rel_error_diff'] for r in rows):.2e}", flush=True)
         if full:
-            print(f"{name}: sparsify_ with the whole search: {time_search(model, tokens, config):.1f} s", flush=True)
+            print(f"{name}: sparsify_ with the whole search (curves up to sparsity {config.sparsity:g}): "
+                  f"{time_search(model, tokens, config):.1f} s", flush=True)
 
 
 def main(argv=None) -> None:

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from kernels.score import (channel_score, quantile_threshold, sorted_scores, threshold_mask, topk_mask,
-                           topk_threshold_torch)
+from kernels.score import (_topk_mask_by_partition, channel_score, quantile_threshold, sorted_scores, threshold_mask,
+                           topk_mask, topk_threshold_torch)
 
 
 def test_score_and_threshold_mask_follow_the_definition():
@@ -26,6 +26,27 @@ def test_topk_mask_keeps_the_k_largest_per_row():
         kept = sorted(i for i in range(33) if keep[r, i])
         assert kept == sorted(sorted(range(33), key=lambda i: -score[r][i])[:7])
     assert topk_mask(x, 33).all() and not topk_mask(x, 0).any()
+
+
+@pytest.mark.parametrize("rows", [3, 300])  # 300: the rows split across the CPU's threads
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cpu_partition_keeps_the_k_largest_and_leaves_ties_to_topk(rows, dtype):
+    """On a CPU a top-k mask comes from numpy's partition: the same channels as the definition's k largest; a row
+    tied at its k-th score returns None, and ``topk_mask`` then still keeps exactly k."""
+    torch.manual_seed(3)
+    x, scale = torch.randn(rows, 50).to(dtype), torch.rand(50)
+    score = channel_score(x, scale).float()
+    for k in (16, 30, 49):
+        fast = _topk_mask_by_partition(score, k)
+        want = torch.zeros_like(score, dtype=torch.bool)
+        for r in range(rows):
+            want[r, sorted(range(50), key=lambda i: -float(score[r, i]))[:k]] = True
+        if dtype == torch.float32:  # no ties: the partition's own answer
+            assert fast is not None and torch.equal(fast, want), k
+        assert torch.equal(topk_mask(x, k, scale), want) or dtype == torch.bfloat16
+        assert (topk_mask(x, k, scale).sum(-1) == k).all()
+    tied = torch.ones(2, 40)
+    assert _topk_mask_by_partition(tied, 20) is None and (topk_mask(tied, 20).sum(-1) == 20).all()
 
 
 def test_topk_threshold_matches_topk_mask():

@@ -58,18 +58,19 @@ def test_methods_that_calibrate_ask_for_tokens(tiny):
 
 
 def test_calibration_is_cached_across_sparsities(tiny, tmp_path, monkeypatch):
+    """A sparser job's calibration serves a less sparse one with another token policy: no samples, no search."""
     import copy
 
-    from wina import api
+    from wina import allocate, api
 
     tokens = torch.randint(0, 256, (4, 64))
     cfg = dict(allocation="greedy", greedy_samples=2, greedy_step=0.1)
-    sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.25}), tokens, cache_dir=tmp_path)
+    sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5}), tokens, cache_dir=tmp_path)
     (entry,) = (tmp_path / "calibration").glob("teal-*.pt")
     stamp = entry.stat().st_mtime_ns
     monkeypatch.setattr(api, "collect_samples", lambda *a, **k: pytest.fail("samples recomputed"))
-    monkeypatch.setattr(api, "_greedy_curves", lambda *a, **k: pytest.fail("greedy search rerun"))
-    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.5, "dense_prefix": 0.5}),
+    monkeypatch.setattr(allocate, "LayerReplay", lambda *a, **k: pytest.fail("greedy search rerun"))
+    sp = sparsify_(copy.deepcopy(tiny.model), build_config("teal", {**cfg, "sparsity": 0.25, "dense_prefix": 0.5}),
                    tokens, cache_dir=tmp_path)  # another target and token policy: the same calibration
     assert entry.stat().st_mtime_ns == stamp  # loaded, not rewritten
     assert sp.levels and max(sp.levels.values()) > 0

@@ -122,15 +122,16 @@ RECOMPUTED_AFTER = {  # the last pick -> what a step of 7 trials computes: proje
     "down": {"down": 7},  # every trial's down level is new to it; nothing upstream changed
     "gate": {"gate": 5, "down": 7},  # gate: the 4 attention trials' and the gate trial's
     "up": {"up": 5, "down": 7},
-    "o": {"o": 4, "gate": 5, "up": 5, "down": 7},
-    **{kind: {kind: 1, "attention": 3, "o": 4, "gate": 5, "up": 5, "down": 7} for kind in ("q", "k", "v")},
+    "o": {"o": 4, "mlp_norm": 4, "gate": 5, "up": 5, "down": 7},  # the MLP's norm: the 4 attention trials'
+    **{kind: {kind: 1, "attention": 3, "o": 4, "mlp_norm": 4, "gate": 5, "up": 5, "down": 7}
+       for kind in ("q", "k", "v")},
 }
 
 
 def test_a_step_recomputes_only_what_the_last_pick_changed_and_the_memo_stays_bounded(grouping):
     """Reuse across steps: after each pick, a step runs exactly the stages whose levels it changed (the attention
-    core only after q/k/v); the memo holds no more than each stage at the current levels and one step up of each
-    projection it depends on."""
+    core only after q/k/v, the MLP's norm after q/k/v/o; the attention's norm never); the memo holds no more than
+    each stage at the current levels and one step up of each projection it depends on."""
     from wina.targets import block_params
 
     model = _model("llama")
@@ -142,6 +143,8 @@ def test_a_step_recomputes_only_what_the_last_pick_changed_and_the_memo_stays_bo
 
     for kind, module in gated.items():
         module.register_forward_pre_hook(counting(kind))
+    replay.layer.post_attention_layernorm.register_forward_pre_hook(counting("mlp_norm"))
+    replay.layer.input_layernorm.register_forward_pre_hook(counting("attention_norm"))
     replay.layer.self_attn.register_forward_pre_hook(lambda module, args, kwargs: computed.update(
         attention=computed.get("attention", 0) + kwargs["hidden_states"].shape[0] // 2), with_kwargs=True)
     steps, sizes = [], []
@@ -209,3 +212,37 @@ def test_greedy_refuses_a_method_that_gates_only_the_activation(tiny):
     with pytest.raises(SparsityError, match="gates the MLP activation only"):
         sparsify_(copy.deepcopy(tiny.model), build_config("cats", dict(SEARCH, sparsity=0.3)),
                   torch.randint(0, 256, (2, 32)))
+
+
+def test_a_curve_made_up_to_the_target_and_extended_is_the_curve_made_at_once(tmp_path, monkeypatch):
+    """The search stops at the job's target; a sparser job extends each layer's curve from its last point (one
+    replay per layer, none for a target already reached), and the result equals the curve made to the higher
+    target at once; picks are read off it as before."""
+    model, tokens = _model("llama"), torch.randint(0, 97, (4, 32))
+    config = lambda s: build_config("teal", dict(mask="topk", **{**SEARCH, "greedy_max": 0.9, "sparsity": s}))
+    curves = lambda d: torch.load(next((tmp_path / d / "calibration").glob("*.pt")), weights_only=True)["curves"]
+    at_once = sparsify_(copy.deepcopy(model), config(0.8), tokens, cache_dir=tmp_path / "once")
+    low = sparsify_(copy.deepcopy(model), config(0.3), tokens, cache_dir=tmp_path / "grown")
+    short = curves("grown")
+    assert all(0.3 <= c[-1][0] < 0.4 for c in short)  # stopped at the target
+    replayed, first_trials = [], []
+    replay = allocate.LayerReplay
+
+    def recorded(*args):
+        replayed.append(args[0])
+        r = replay(*args)
+        errors = r.errors
+        r.errors = lambda trials: (first_trials.append([dict(t) for t in trials]) if len(first_trials) < len(replayed)
+                                   else None,
+                                   errors(trials))[1]
+        return r
+
+    monkeypatch.setattr(allocate, "LayerReplay", recorded)
+    high = sparsify_(copy.deepcopy(model), config(0.8), tokens, cache_dir=tmp_path / "grown")
+    assert curves("grown") == curves("once") and len(replayed) == 2
+    assert first_trials == [[c[-1][1]] for c in short]  # each layer's search went on from where it had stopped
+    assert all(c[:len(s)] == s for c, s in zip(curves("once"), short))
+    assert high.levels == at_once.levels and low.levels != high.levels
+    replayed.clear()
+    sparsify_(copy.deepcopy(model), config(0.6), tokens, cache_dir=tmp_path / "grown")
+    assert replayed == []  # reached already: read off the cached curves
