@@ -3,6 +3,7 @@ reports; task objects and their requests are prepared once per process and reuse
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -70,6 +71,7 @@ class PreparedTasks:
                 task.set_config(key="num_fewshot", value=0)
             task.set_fewshot_seed(seed=seed)
             _build_requests_once(task, self)
+            _doc_values_once(task)
         self.stages = None  # a session.Stages of the running job
 
     def _seed(self) -> None:
@@ -114,6 +116,38 @@ def _build_requests_once(task, owner: PreparedTasks) -> None:
         built["kwargs"] = kwargs
 
     task.build_all_requests = build_or_reuse
+
+
+def _doc_values_once(task) -> None:
+    """What lm-eval's scoring of the answers derives from the documents alone (the evaluated split's rows; each row's
+    choices, target and text, rendered from the task's templates) is computed by the first evaluation and reused by
+    the later ones: a sweep's later job pays only for what depends on its answers. The rows are the same objects
+    every time, so a value is kept per row object (with the row, so that its id cannot be reused)."""
+    iterate, listed = task.doc_iterator, {}
+
+    def doc_iterator(**kwargs):
+        key = json.dumps(kwargs, sort_keys=True, default=str)
+        if key not in listed:
+            listed[key] = list(iterate(**kwargs))
+        return iter(listed[key])
+
+    task.doc_iterator = doc_iterator
+    for name in ("doc_to_choice", "doc_to_target", "doc_to_text"):
+        setattr(task, name, _kept_per_doc(getattr(task, name)))
+
+
+def _kept_per_doc(derive):
+    kept: dict[int, tuple] = {}  # id(doc) -> (doc, value)
+
+    def per_doc(doc, *args, **kwargs):
+        if args or kwargs:  # another template than the task's: not kept
+            return derive(doc, *args, **kwargs)
+        hit = kept.get(id(doc))
+        if hit is None or hit[0] is not doc:
+            hit = kept[id(doc)] = (doc, derive(doc))
+        return hit[1]
+
+    return per_doc
 
 
 def make_lm(model, tokenizer, batch_size: int, max_length: int | None):

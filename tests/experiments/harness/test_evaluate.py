@@ -1,5 +1,7 @@
 """What the harness takes from lm-eval's results: headlines, counts, per-document rows (no model needed)."""
 
+import pytest
+
 from experiments.harness.evaluate import headline, per_document, summarise
 from experiments.harness.tasks import check_task_names
 
@@ -27,3 +29,42 @@ def test_summarise_and_per_document_rows():
     assert rows[0] == {"task": "piqa", "doc_id": 0, "filter": "none", "acc": 0.0, "acc_norm": 1.0,
                        "resps": [[-1.5, False], [-0.5, True]]}  # the filtered responses: per choice [ll, greedy]
     assert sum(r["acc_norm"] for r in rows) / len(rows) == t.headline
+
+
+@pytest.mark.real
+def test_a_later_evaluation_reuses_what_comes_from_the_documents_alone(data_dir, monkeypatch):
+    """The second evaluation of prepared tasks iterates no dataset row and renders no choice, target or text again,
+    and its per-document samples equal those of tasks evaluated without the reuse (winogrande: its gold comes
+    from doc_to_text)."""
+    from lm_eval.api.task import ConfigurableTask, Task
+
+    from experiments.bench.lm_eval_post import AnswersByRequest
+    from experiments.harness import evaluate as ev
+
+    calls = {}
+
+    def counted(cls, name):
+        original = getattr(cls, name)
+
+        def wrapper(self, *args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    counted(Task, "doc_iterator")
+    for name in ("doc_to_choice", "doc_to_target", "doc_to_text"):
+        counted(ConfigurableTask, name)
+    specs = check_task_names(["piqa", "winogrande"])
+    prepare = lambda: ev.PreparedTasks(specs, data_source="local", data_dir=data_dir, num_fewshot=None, seed=1234)
+    lm = AnswersByRequest().lm
+    tasks = prepare()
+    first = tasks.evaluate(lm, 15)
+    assert all(calls.get(n) for n in ("doc_iterator", "doc_to_choice", "doc_to_target", "doc_to_text"))
+    calls.clear()
+    second = tasks.evaluate(lm, 15)
+    assert calls == {}
+    monkeypatch.setattr(ev, "_doc_values_once", lambda task: None)
+    plain = prepare().evaluate(lm, 15)
+    for results in (first, second):
+        assert results["samples"] == plain["samples"] and results["results"] == plain["results"]
