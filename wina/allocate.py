@@ -231,7 +231,6 @@ class LayerReplay:
 
     def _replacing(self, kinds: tuple[str, ...], trials: list[Levels]) -> list[tuple[nn.Module, str, nn.Module]]:
         out = []
-        self.recalls[MLP_NORM].trials = trials
         for kind in kinds:
             sub, attr, _ = PROJECTIONS[kind]
             self.recalls[kind].trials = trials
@@ -254,7 +253,7 @@ class LayerReplay:
 
     def _outputs(self, trials: list[Levels]) -> torch.Tensor:
         """The layer's tail output of every trial, stacked along the batch."""
-        self.recalls["o"].trials = trials
+        self.recalls["o"].trials = self.recalls[MLP_NORM].trials = trials
         attended = self.recalls["o"](_stack(self._attention(trials)))
         with _standing_in(self._replacing(("gate", "up", "down"), trials) + self.skipped
                           + [(self.layer, "self_attn", _Fixed((attended, None)))]):
@@ -262,11 +261,12 @@ class LayerReplay:
 
 
 def _norms(layer: nn.Module) -> tuple[str, str]:
-    """The names of the layer's attention norm and MLP norm (``wina.targets.SUPPORTED``)."""
-    for names in SUPPORTED.values():
-        if all(isinstance(getattr(layer, name, None), nn.Module) for name in names):
-            return names
-    raise SparsityError(f"{type(layer).__name__} has none of the norm pairs of the supported families")
+    """The names of the layer's attention norm and MLP norm (``wina.targets.SUPPORTED``, by the model type its
+    attention's config names)."""
+    model_type = getattr(getattr(layer.self_attn, "config", None), "model_type", None)
+    if model_type not in SUPPORTED:
+        raise SparsityError(f"{type(layer).__name__}: model type {model_type!r} is not supported by the greedy search")
+    return SUPPORTED[model_type]
 
 
 def greedy_curves(layers, gated_per_layer: list[dict[str, GatedLinear]], inputs: list[torch.Tensor],

@@ -118,6 +118,13 @@ def test_replay_errors_follow_the_gates():
         assert 0.0 < low < high, kind
 
 
+@pytest.mark.parametrize("family, mlp_norm", [("llama", "post_attention_layernorm"), ("qwen2", "post_attention_layernorm"),
+                                              ("gemma3", "pre_feedforward_layernorm")])  # gemma3 has both names
+def test_the_replay_memoizes_the_norm_the_mlp_reads(family, mlp_norm):
+    replay, _ = _layer0_replay(_model(family))
+    assert replay.recalls[allocate.MLP_NORM].module is getattr(replay.layer, mlp_norm)
+
+
 RECOMPUTED_AFTER = {  # the last pick -> what a step of 7 trials computes: projection -> trials
     "down": {"down": 7},  # every trial's down level is new to it; nothing upstream changed
     "gate": {"gate": 5, "down": 7},  # gate: the 4 attention trials' and the gate trial's
