@@ -5,7 +5,8 @@
 - ``collect_samples``: a random subsample of each target's input activations (for quantile thresholds);
   ``sequential_samples_`` re-draws them layer by layer on the sparsified upstream.
 - ``capture_layer_io``: each decoder layer's input hidden states and call kwargs in the dense model (greedy
-  allocation replays single layers on them); ``call_of``: what one module is called with.
+  allocation replays single layers on them; the sequential re-draw replays every layer with its own kwargs);
+  ``call_of``: what one module is called with.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
     activation, MLP intermediate), each gate's sample is re-drawn from activations that already went through
     every gate before it, then the gate re-applies its level. Thresholds calibrated on dense activations
     overshoot the target once upstream layers are sparse; this makes the measured sparsity match it."""
-    inputs, kwargs = capture_layer_io(model, tokens, first_only=True)  # the rest is recomputed with gates
-    hidden, kwargs = inputs[0], kwargs[0]  # every layer is replayed with the first one's kwargs
+    inputs, kwargs = capture_layer_io(model, tokens, hidden="first")  # the rest is recomputed with gates
+    hidden = inputs[0]  # each layer is replayed with its own kwargs (Gemma3: sliding and global masks and rotaries)
     quota = max(1, per_target // tokens.shape[0])
     for i, layer in enumerate(tqdm(decoder_layers(model), desc="calibrate: sequential thresholds", unit="layer")):
         mine = [t for t in targets if t.layer == i]
@@ -154,7 +155,7 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
             if not group:
                 continue
             with _Sampler(group, quota, seed + i, stop=True) as sampler:  # the layer up to the group's last target
-                for x, kw in zip(hidden, kwargs):
+                for x, kw in zip(hidden, kwargs[i]):
                     try:
                         layer(x, **kw)
                     except _StopForward:
@@ -162,7 +163,7 @@ def sequential_samples_(model: nn.Module, targets: list[Target], gates: dict, to
             drawn = sampler.samples()
             for key, sample in (share_by_site(drawn, group) if shared_sites else drawn).items():
                 gates[key].resample(sample)
-        hidden = [first_output(layer(x, **kw)) for x, kw in zip(hidden, kwargs)]
+        hidden = [first_output(layer(x, **kw)) for x, kw in zip(hidden, kwargs[i])]
 
 
 def first_output(y):
@@ -171,22 +172,21 @@ def first_output(y):
 
 
 @torch.no_grad()
-def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, first_only: bool = False):
+def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, hidden: str = "all"):
     """Per layer: the list of its input hidden states (one per batch) and the list of its call kwargs (one per
     batch; layers of another attention type, e.g. Gemma3's sliding and global ones, get other masks and rotary
-    embeddings). ``first_only``: capture the first layer's and stop each forward pass there."""
-    layers = decoder_layers(model)[:1] if first_only else decoder_layers(model)
+    embeddings). ``hidden="first"``: the first layer's hidden states only (every layer's kwargs still)."""
+    layers = decoder_layers(model)
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
     kwargs: list[list[dict]] = [[] for _ in layers]
     hooks = []
 
     def hook_for(i):
         def hook(module, args, kw):
-            inputs[i].append((args[0] if args else kw["hidden_states"]).detach())
+            if hidden == "all" or i == 0:
+                inputs[i].append((args[0] if args else kw["hidden_states"]).detach())
             skip = ("hidden_states", "past_key_values", "use_cache")
             kwargs[i].append({k: v for k, v in kw.items() if k not in skip})
-            if first_only:
-                raise _StopForward
         return hook
 
     for i, layer in enumerate(layers):

@@ -43,3 +43,35 @@ def test_a_sampled_value_is_the_activation_at_its_channel(tiny):
         values, channels = sample[0], sample[1].long()
         assert sample.shape[1] == 50
         assert all(bool((x[:, c] == v).any()) for v, c in zip(values.tolist(), channels.tolist()))
+
+
+def test_sequential_thresholds_replay_each_layer_with_its_own_kwargs(monkeypatch):
+    """Gemma3's sliding and global layers get other masks and rotary embeddings: the sequential re-calibration
+    replays each layer with what the model itself passes it."""
+    from tests.wina.test_greedy_replay import _model
+    from wina import api
+    from wina.calibrate import capture_layer_io
+    from wina.targets import decoder_layers
+
+    model, tokens = _model("gemma3"), torch.randint(0, 97, (2, 32))
+    _, own_kwargs = capture_layer_io(model, tokens)
+    seen: dict[int, list] = {}
+    sequential = calibrate.sequential_samples_
+
+    def recorded(m, *args, **kwargs):
+        hooks = [layer.register_forward_pre_hook(lambda mod, a, kw, i=i: seen.setdefault(i, []).append(
+            kw["position_embeddings"]), with_kwargs=True)
+            for i, layer in enumerate(decoder_layers(m))]
+        try:
+            return sequential(m, *args, **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
+
+    monkeypatch.setattr(api, "sequential_samples_", recorded)
+    sparsify_(copy.deepcopy(model), build_config("teal", dict(sparsity=0.3, allocation="uniform")), tokens)
+    assert sorted(seen) == [0, 1]
+    for i, calls in seen.items():
+        for rotary in calls:
+            assert all(torch.equal(a, b) for a, b in zip(rotary, own_kwargs[i][0]["position_embeddings"])), i
+    assert (own_kwargs[0][0]["position_embeddings"][0] != own_kwargs[1][0]["position_embeddings"][0]).any()
