@@ -11,6 +11,7 @@ the Triton kernels evaluate the same comparison in fp32 (``kernels.parts._gate``
 from __future__ import annotations
 
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -74,8 +75,13 @@ def _row_parts(rows: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-@functools.cache
 def _pool() -> ThreadPoolExecutor:
+    """The process's threads for the partitions (a forked child gets its own: the parent's threads are not in it)."""
+    return _pool_of(os.getpid())
+
+
+@functools.cache
+def _pool_of(pid: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(torch.get_num_threads(), 1), thread_name_prefix="topk-partition")
 
 
