@@ -1,6 +1,7 @@
 """What lm-eval's evaluation costs a sweep's job besides the model: prepared tasks evaluated with a model-free LM
 (each request's answer a fixed function of its text), first and later evaluations, with the document-derived
-values kept between evaluations (``experiments.harness.evaluate._doc_values_once``, as jobs run) and without.
+values kept between evaluations (``experiments.harness.evaluate._doc_values_once`` and ``_DocDumps``, as jobs run)
+and without.
 
     python -m experiments.bench.lm_eval_post [--tasks paper8] [--limit N] [--repeats 3]
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from unittest import mock
 
@@ -42,7 +44,8 @@ def evaluations(tasks_option: str, limit: int | None, repeats: int, keep: bool) 
 
     data_dir = ensure_data(load_option("data", "local"), default_cache_dir())[0]
     specs = check_task_names(list(load_option("tasks", tasks_option).names))
-    with mock.patch.object(ev, "_doc_values_once", ev._doc_values_once if keep else (lambda task: None)):
+    with mock.patch.object(ev, "_doc_values_once", ev._doc_values_once if keep else (lambda task: None)), \
+            mock.patch.object(ev, "_DocDumps", ev._DocDumps if keep else (lambda: json)):
         tasks = ev.PreparedTasks(specs, data_source="local", data_dir=data_dir, num_fewshot=None, seed=1234)
     lm, seconds, results = AnswersByRequest().lm, [], None
     for _ in range(repeats):
@@ -64,9 +67,10 @@ def main(argv=None) -> None:
         print(f"{'kept' if keep else 'not kept'}: {docs} documents; seconds per evaluation "
               + ", ".join(f"{s:.2f}" for s in seconds), flush=True)
     later = {keep: sum(s[1:]) / max(len(s) - 1, 1) for keep, (s, _) in runs.items()}
+    (_, plain), (_, kept) = runs[False], runs[True]
     print(f"later evaluations: {later[False]:.2f} s not kept, {later[True]:.2f} s kept "
           f"({later[False] / later[True]:.2f}x); the same results and samples: "
-          f"{runs[False][1]['samples'] == runs[True][1]['samples'] and runs[False][1]['results'] == runs[True][1]['results']}")
+          f"{plain['samples'] == kept['samples'] and plain['results'] == kept['results']}")
 
 
 if __name__ == "__main__":

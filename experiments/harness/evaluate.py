@@ -59,6 +59,7 @@ class PreparedTasks:
         logging.getLogger("lm_eval").setLevel(logging.WARNING)
         compile_templates_once()
         self.data_source, self._workdir = data_source, tempfile.TemporaryDirectory(prefix="wina-tasks-")
+        self._doc_dumps = _DocDumps()
         self.seed = seed
         self._seed()
         with _hub_errors(data_source):
@@ -88,14 +89,14 @@ class PreparedTasks:
     def evaluate(self, lm, limit: int | float | None, stages=None) -> dict:
         """lm-eval's results dict (``results``, ``n-samples``, ``samples``, ...) for ``lm`` on these tasks;
         ``stages`` (a ``session.Stages``) receives the seconds spent building requests and in the model."""
-        from lm_eval.evaluator import evaluate
+        from lm_eval import evaluator
 
         self._seed()
         self.stages = lm.stages = stages
         try:
-            with _hub_errors(self.data_source):
-                return evaluate(lm=lm, task_dict=self.loaded, limit=limit,
-                                log_samples=True)  # per-document outcomes (outcomes.jsonl.gz beside the record)
+            with _hub_errors(self.data_source), _standing_in(evaluator, "json", self._doc_dumps):
+                return evaluator.evaluate(lm=lm, task_dict=self.loaded, limit=limit,
+                                          log_samples=True)  # per-document outcomes (outcomes.jsonl.gz, the record's)
         finally:
             self.stages = lm.stages = None
 
@@ -148,6 +149,36 @@ def _kept_per_doc(derive):
         return hit[1]
 
     return per_doc
+
+
+class _DocDumps:
+    """Stands in for ``json`` in ``lm_eval.evaluator`` while prepared tasks are evaluated. Its one ``json.dumps``
+    serializes each request's document for the sample's ``doc_hash``; those documents are the requests' own objects,
+    the same at every evaluation (the requests are reused), so each is serialized once (kept with the object and the
+    arguments, so that neither a reused id nor other arguments can return a stale string)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[int, tuple] = {}  # id(obj) -> (obj, kwargs, string)
+
+    def dumps(self, obj, **kwargs) -> str:
+        hit = self.kept.get(id(obj))
+        if hit is None or hit[0] is not obj or hit[1] != kwargs:
+            hit = self.kept[id(obj)] = (obj, kwargs, json.dumps(obj, **kwargs))
+        return hit[2]
+
+    def __getattr__(self, name: str):
+        return getattr(json, name)
+
+
+@contextmanager
+def _standing_in(module, name: str, value):
+    """``module.name`` is ``value`` inside the block, what it was after."""
+    before = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, before)
 
 
 def make_lm(model, tokenizer, batch_size: int, max_length: int | None):

@@ -1,5 +1,7 @@
 """What the harness takes from lm-eval's results: headlines, counts, per-document rows (no model needed)."""
 
+import json
+
 import pytest
 
 from experiments.harness.evaluate import headline, per_document, summarise
@@ -33,9 +35,9 @@ def test_summarise_and_per_document_rows():
 
 @pytest.mark.real
 def test_a_later_evaluation_reuses_what_comes_from_the_documents_alone(data_dir, monkeypatch):
-    """The second evaluation of prepared tasks iterates no dataset row and renders no choice, target or text again,
-    and its per-document samples equal those of tasks evaluated without the reuse (winogrande: its gold comes
-    from doc_to_text)."""
+    """The second evaluation of prepared tasks iterates no dataset row, renders no choice, target or text and
+    serializes no document (for its doc_hash) again, and its per-document samples equal those of tasks evaluated
+    without the reuse (winogrande: its gold comes from doc_to_text)."""
     from lm_eval.api.task import ConfigurableTask, Task
 
     from experiments.bench.lm_eval_post import AnswersByRequest
@@ -53,6 +55,9 @@ def test_a_later_evaluation_reuses_what_comes_from_the_documents_alone(data_dir,
         monkeypatch.setattr(cls, name, wrapper)
 
     counted(Task, "doc_iterator")
+    dumps = json.dumps
+    monkeypatch.setattr(json, "dumps", lambda obj, **kw: (calls.__setitem__("doc_dump", calls.get("doc_dump", 0) + 1)
+                                                          if kw.get("indent") == 2 else None, dumps(obj, **kw))[1])
     for name in ("doc_to_choice", "doc_to_target", "doc_to_text"):
         counted(ConfigurableTask, name)
     specs = check_task_names(["piqa", "winogrande"])
@@ -60,11 +65,12 @@ def test_a_later_evaluation_reuses_what_comes_from_the_documents_alone(data_dir,
     lm = AnswersByRequest().lm
     tasks = prepare()
     first = tasks.evaluate(lm, 15)
-    assert all(calls.get(n) for n in ("doc_iterator", "doc_to_choice", "doc_to_target", "doc_to_text"))
+    assert all(calls.get(n) for n in ("doc_iterator", "doc_to_choice", "doc_to_target", "doc_to_text", "doc_dump"))
     calls.clear()
     second = tasks.evaluate(lm, 15)
     assert calls == {}
     monkeypatch.setattr(ev, "_doc_values_once", lambda task: None)
+    monkeypatch.setattr(ev, "_DocDumps", lambda: json)
     plain = prepare().evaluate(lm, 15)
     for results in (first, second):
         assert results["samples"] == plain["samples"] and results["results"] == plain["results"]
