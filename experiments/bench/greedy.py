@@ -1,8 +1,9 @@
 """Greedy allocation's search on SmolLM2-135M: the whole-layer replay it used to run for every trial
 (``WholeLayerReplay``, the reference) against ``wina.allocate.LayerReplay``, seconds per layer and whether the
-curves agree; then (``--full``) the whole search as ``sparsify_`` runs it.
+curves agree; then (``--full``) the whole search as ``sparsify_`` runs it; then (``--fewer-samples N``) the
+search on N calibration sequences beside the default's, timed, its allocations judged on the default's sequences.
 
-    python -m experiments.bench.greedy [--methods teal,wina] [--layers 0,15] [--full] [--device cpu]
+    python -m experiments.bench.greedy [--methods teal,wina] [--layers 0,15] [--full] [--fewer-samples 4]
 
 Methods: ``teal`` (``mask=topk``, sparsity 0.5), ``wina`` (sparsity 0.65) and ``teal-threshold`` (TEAL's own
 thresholds), all ``allocation=greedy`` with the default step, samples and greedy_max; calibration: the harness's
@@ -129,6 +130,64 @@ def time_search(model, tokens: torch.Tensor, config) -> float:
     return time.perf_counter() - start
 
 
+def curves_of(model, tokens: torch.Tensor, config) -> tuple[list, float]:
+    """The greedy curves ``sparsify_`` makes for ``config`` on a copy of ``model`` (a fresh cache dir), and seconds."""
+    import tempfile
+    from pathlib import Path
+
+    from wina import sparsify_
+
+    with tempfile.TemporaryDirectory(prefix="wina-bench-greedy-") as d:
+        model = copy.deepcopy(model)
+        _sync(model)
+        start = time.perf_counter()
+        sparsify_(model, config, tokens, cache_dir=Path(d))
+        _sync(model)
+        seconds = time.perf_counter() - start
+        (file,) = (Path(d) / "calibration").glob("*.pt")
+        return torch.load(file, weights_only=True)["curves"], seconds
+
+
+def fewer_samples(model, tokens: torch.Tensor, config, samples: int, targets=(0.25, 0.4, 0.5, 0.65)) -> list[str]:
+    """The search replaying ``samples`` calibration sequences beside ``config``'s own (``greedy_samples``): the time
+    of each, and at each target how good the fewer-sample allocation is where it counts, on ``config``'s sequences:
+    each layer's error under it over the error under ``config``'s own allocation, and the largest level difference."""
+    import dataclasses
+
+    from wina import sparsify_
+    from wina.targets import block_params
+
+    params = block_params(model)
+    reference, ref_s = curves_of(model, tokens, config)
+    fewer, fewer_s = curves_of(model, tokens, dataclasses.replace(config, greedy_samples=samples))
+    lines = [f"greedy_samples={config.greedy_samples}: {ref_s:.1f} s; greedy_samples={samples}: {fewer_s:.1f} s"]
+    rows = []
+
+    def judge(layers, gated, inputs, kwargs, *_, **__):
+        for i in range(len(layers)):
+            trials = [allocate.pick(c[i], t, params) for t in targets for c in (reference, fewer)]
+            errors = allocate.LayerReplay(layers[i], gated[i], inputs[i], kwargs[i]).errors(trials)
+            for j, t in enumerate(targets):
+                ref, few = trials[2 * j], trials[2 * j + 1]
+                rows.append((t, errors[2 * j + 1] / max(errors[2 * j], 1e-30), max(abs(ref[k] - few[k]) for k in ref)))
+        raise _Timed
+
+    search, allocate.greedy_curves = allocate.greedy_curves, judge
+    try:
+        sparsify_(copy.deepcopy(model), config, tokens)
+    except _Timed:
+        pass
+    finally:
+        allocate.greedy_curves = search
+    for t in targets:
+        ratios, diffs = [r for tt, r, _ in rows if tt == t], [d for tt, _, d in rows if tt == t]
+        lines.append(f"target {t:g}: error of the {samples}-sample allocation / the {config.greedy_samples}-sample "
+                     f"one's, per layer: mean {sum(ratios) / len(ratios):.4f}, min {min(ratios):.4f}, max "
+                     f"{max(ratios):.4f}; the same levels in {sum(d < 1e-9 for d in diffs)} of {len(diffs)} layers, "
+                     f"largest level difference {max(diffs):.3f}")
+    return lines
+
+
 def _sync(model) -> None:
     if next(model.parameters()).is_cuda:
         torch.cuda.synchronize()
@@ -148,7 +207,8 @@ def _load(device: str):
     return loaded.model, calibration_tokens(loaded.tokenizer, data_dir, CalibrationConfig())
 
 
-def run(model, tokens: torch.Tensor, methods: list[str], layers: list[int], full: bool) -> None:
+def run(model, tokens: torch.Tensor, methods: list[str], layers: list[int], full: bool,
+        fewer: int | None = None) -> None:
     import baselines.teal  # noqa: F401  (registers the method)
     from wina import build_config
     from wina.targets import decoder_layers
@@ -167,6 +227,9 @@ def run(model, tokens: torch.Tensor, methods: list[str], layers: list[int], full
         if full:
             print(f"{name}: sparsify_ with the whole search (curves up to sparsity {config.sparsity:g}): "
                   f"{time_search(model, tokens, config):.1f} s", flush=True)
+        if fewer:
+            for line in fewer_samples(model, tokens, config, fewer):
+                print(f"{name}: {line}", flush=True)
 
 
 def main(argv=None) -> None:
@@ -175,9 +238,12 @@ def main(argv=None) -> None:
     ap.add_argument("--layers", default="0", help="layers to time both replays on (empty: none)")
     ap.add_argument("--full", action="store_true", help="also time the whole search through sparsify_")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--fewer-samples", type=int, default=None,
+                    help="also run the search on this many calibration sequences and judge its allocations")
     args = ap.parse_args(argv)
     model, tokens = _load(args.device)
-    run(model, tokens, args.methods.split(","), [int(i) for i in args.layers.split(",") if i], args.full)
+    run(model, tokens, args.methods.split(","), [int(i) for i in args.layers.split(",") if i], args.full,
+        args.fewer_samples)
 
 
 if __name__ == "__main__":
