@@ -35,6 +35,7 @@ Levels = dict[str, float]
 ErrorsOf = Callable[[list[Levels]], list[float]]  # trials (levels of every projection) -> their errors
 
 TAIL = 0.25  # the error is measured on this last fraction of each sequence's positions
+MAX_LEVEL = 0.99  # no projection is raised beyond this level
 ATTN_CORE = "attention"  # self_attn's output before o_proj
 MLP_NORM = "mlp_norm"  # the norm the MLP reads (rotated by WINA's transform)
 DEPENDS = {  # what a stage's output depends on: the levels of the projections upstream of it, its own included
@@ -64,7 +65,7 @@ def _raises(levels: Levels, params: dict[str, int], step: float, max_level: floa
 
 
 def greedy_curve(errors_of: ErrorsOf, params: dict[str, int], step: float, max_sparsity: float,
-                 max_level: float = 0.99, start: Curve = ()) -> Curve:
+                 max_level: float = MAX_LEVEL, start: Curve = ()) -> Curve:
     """Greedy path from all-dense (or from the last point of ``start``, a curve this search made before) up to
     ``max_sparsity`` block sparsity; ``errors_of`` gets the trials of one step (the current levels with one
     projection raised) together. Ties go to the first projection of ``params``. The path does not depend on
@@ -86,7 +87,7 @@ def greedy_curve(errors_of: ErrorsOf, params: dict[str, int], step: float, max_s
     return curve
 
 
-def reaches(curve: Curve, target: float, max_level: float = 0.99) -> bool:
+def reaches(curve: Curve, target: float, max_level: float = MAX_LEVEL) -> bool:
     """Whether ``pick`` can read ``target`` off ``curve`` (or the search can go no further)."""
     return curve[-1][0] >= target or all(lv >= max_level for lv in curve[-1][1].values())
 

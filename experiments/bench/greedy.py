@@ -103,29 +103,36 @@ def _timing_search(layers_to_time: list[int], rows: list[dict]):
     return greedy_curves
 
 
-def compare_layers(model, tokens: torch.Tensor, config, layers: list[int]) -> list[dict]:
-    """Both replays' searches on ``layers`` of ``model`` (a copy; ``config``'s preparation applied): one row each."""
+def _inside_search(model, tokens: torch.Tensor, config, stand_in) -> None:
+    """``sparsify_`` on a copy of ``model`` with ``stand_in`` as ``allocate.greedy_curves`` (called with its arguments:
+    the layers, their gated projections and captured inputs; it ends the run by raising ``_Timed``)."""
     from wina import sparsify_
 
-    rows: list[dict] = []
-    search, allocate.greedy_curves = allocate.greedy_curves, _timing_search(layers, rows)
+    search, allocate.greedy_curves = allocate.greedy_curves, stand_in
     try:
         sparsify_(copy.deepcopy(model), config, tokens)
     except _Timed:
         pass
     finally:
         allocate.greedy_curves = search
+
+
+def compare_layers(model, tokens: torch.Tensor, config, layers: list[int]) -> list[dict]:
+    """Both replays' searches on ``layers`` of ``model`` (a copy; ``config``'s preparation applied): one row each."""
+    rows: list[dict] = []
+    _inside_search(model, tokens, config, _timing_search(layers, rows))
     return rows
 
 
-def time_search(model, tokens: torch.Tensor, config) -> float:
-    """Seconds ``sparsify_`` takes on a copy of ``model``, the whole greedy search included (no cache)."""
+def time_search(model, tokens: torch.Tensor, config, cache_dir=None) -> float:
+    """Seconds ``sparsify_`` takes on a copy of ``model``, the whole greedy search included (``cache_dir``: where it
+    keeps the calibration; none by default)."""
     from wina import sparsify_
 
     model = copy.deepcopy(model)
     _sync(model)
     start = time.perf_counter()
-    sparsify_(model, config, tokens)
+    sparsify_(model, config, tokens, cache_dir=cache_dir)
     _sync(model)
     return time.perf_counter() - start
 
@@ -135,15 +142,8 @@ def curves_of(model, tokens: torch.Tensor, config) -> tuple[list, float]:
     import tempfile
     from pathlib import Path
 
-    from wina import sparsify_
-
     with tempfile.TemporaryDirectory(prefix="wina-bench-greedy-") as d:
-        model = copy.deepcopy(model)
-        _sync(model)
-        start = time.perf_counter()
-        sparsify_(model, config, tokens, cache_dir=Path(d))
-        _sync(model)
-        seconds = time.perf_counter() - start
+        seconds = time_search(model, tokens, config, cache_dir=Path(d))
         (file,) = (Path(d) / "calibration").glob("*.pt")
         return torch.load(file, weights_only=True)["curves"], seconds
 
@@ -154,7 +154,6 @@ def fewer_samples(model, tokens: torch.Tensor, config, samples: int, targets=(0.
     each layer's error under it over the error under ``config``'s own allocation, and the largest level difference."""
     import dataclasses
 
-    from wina import sparsify_
     from wina.targets import block_params
 
     params = block_params(model)
@@ -172,13 +171,7 @@ def fewer_samples(model, tokens: torch.Tensor, config, samples: int, targets=(0.
                 rows.append((t, errors[2 * j + 1] / max(errors[2 * j], 1e-30), max(abs(ref[k] - few[k]) for k in ref)))
         raise _Timed
 
-    search, allocate.greedy_curves = allocate.greedy_curves, judge
-    try:
-        sparsify_(copy.deepcopy(model), config, tokens)
-    except _Timed:
-        pass
-    finally:
-        allocate.greedy_curves = search
+    _inside_search(model, tokens, config, judge)
     for t in targets:
         ratios, diffs = [r for tt, r, _ in rows if tt == t], [d for tt, _, d in rows if tt == t]
         lines.append(f"target {t:g}: error of the {samples}-sample allocation / the {config.greedy_samples}-sample "

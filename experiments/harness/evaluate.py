@@ -9,6 +9,7 @@ import os
 import tempfile
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from unittest import mock
 
 from experiments.harness.errors import HarnessError
 from experiments.harness.record import TaskResult
@@ -94,7 +95,7 @@ class PreparedTasks:
         self._seed()
         self.stages = lm.stages = stages
         try:
-            with _hub_errors(self.data_source), _standing_in(evaluator, "json", self._doc_dumps):
+            with _hub_errors(self.data_source), mock.patch.object(evaluator, "json", self._doc_dumps):
                 return evaluator.evaluate(lm=lm, task_dict=self.loaded, limit=limit,
                                           log_samples=True)  # per-document outcomes (outcomes.jsonl.gz, the record's)
         finally:
@@ -123,7 +124,7 @@ def _doc_values_once(task) -> None:
     """What lm-eval's scoring of the answers derives from the documents alone (the evaluated split's rows; each row's
     choices, target and text, rendered from the task's templates) is computed by the first evaluation and reused by
     the later ones: a sweep's later job pays only for what depends on its answers. The rows are the same objects
-    every time, so a value is kept per row object (with the row, so that its id cannot be reused)."""
+    every time, so a value is kept per row object."""
     iterate, listed = task.doc_iterator, {}
 
     def doc_iterator(**kwargs):
@@ -134,51 +135,33 @@ def _doc_values_once(task) -> None:
 
     task.doc_iterator = doc_iterator
     for name in ("doc_to_choice", "doc_to_target", "doc_to_text"):
-        setattr(task, name, _kept_per_doc(getattr(task, name)))
+        setattr(task, name, _kept_per_object(getattr(task, name)))
 
 
-def _kept_per_doc(derive):
-    kept: dict[int, tuple] = {}  # id(doc) -> (doc, value)
+def _kept_per_object(derive):
+    """``derive(obj, *args, **kwargs)``, computed once per object and arguments: kept with the object, so that its id
+    cannot be reused by another, and with the arguments, so that other ones compute anew."""
+    kept: dict[int, tuple] = {}  # id(obj) -> (obj, (args, kwargs), value)
 
-    def per_doc(doc, *args, **kwargs):
-        if args or kwargs:  # another template than the task's: not kept
-            return derive(doc, *args, **kwargs)
-        hit = kept.get(id(doc))
-        if hit is None or hit[0] is not doc:
-            hit = kept[id(doc)] = (doc, derive(doc))
-        return hit[1]
+    def per_object(obj, *args, **kwargs):
+        hit = kept.get(id(obj))
+        if hit is None or hit[0] is not obj or hit[1] != (args, kwargs):
+            hit = kept[id(obj)] = (obj, (args, kwargs), derive(obj, *args, **kwargs))
+        return hit[2]
 
-    return per_doc
+    return per_object
 
 
 class _DocDumps:
     """Stands in for ``json`` in ``lm_eval.evaluator`` while prepared tasks are evaluated. Its one ``json.dumps``
     serializes each request's document for the sample's ``doc_hash``; those documents are the requests' own objects,
-    the same at every evaluation (the requests are reused), so each is serialized once (kept with the object and the
-    arguments, so that neither a reused id nor other arguments can return a stale string)."""
+    the same at every evaluation (the requests are reused), so each is serialized once."""
 
     def __init__(self) -> None:
-        self.kept: dict[int, tuple] = {}  # id(obj) -> (obj, kwargs, string)
-
-    def dumps(self, obj, **kwargs) -> str:
-        hit = self.kept.get(id(obj))
-        if hit is None or hit[0] is not obj or hit[1] != kwargs:
-            hit = self.kept[id(obj)] = (obj, kwargs, json.dumps(obj, **kwargs))
-        return hit[2]
+        self.dumps = _kept_per_object(json.dumps)
 
     def __getattr__(self, name: str):
         return getattr(json, name)
-
-
-@contextmanager
-def _standing_in(module, name: str, value):
-    """``module.name`` is ``value`` inside the block, what it was after."""
-    before = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, before)
 
 
 def make_lm(model, tokenizer, batch_size: int, max_length: int | None):
