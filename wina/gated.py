@@ -143,6 +143,7 @@ class Counter:
     counts are known from shapes."""
 
     counting: bool = True  # off: no counting work at all (timing runs)
+    gating: bool = True  # off: the dense function, uncounted (``ungated``)
 
     def _init_gating(self, gate: Gate, tokens: TokenPolicy | None, kernel: str) -> None:
         if kernel not in KERNEL_MODES:
@@ -218,17 +219,27 @@ class Counter:
 
 
 @contextmanager
-def uncounted(model: nn.Module):
-    """Forward passes of ``model`` inside this leave its gated modules' counts as they were (checks, warm-ups)."""
+def _set_on_counters(model: nn.Module, name: str, value: bool):
     counters = [m for m in model.modules() if isinstance(m, Counter)]
-    saved = [m.counting for m in counters]
+    saved = [getattr(m, name) for m in counters]
     for m in counters:
-        m.counting = False
+        setattr(m, name, value)
     try:
         yield
     finally:
-        for m, counting in zip(counters, saved):
-            m.counting = counting
+        for m, old in zip(counters, saved):
+            setattr(m, name, old)
+
+
+def uncounted(model: nn.Module):
+    """Forward passes of ``model`` inside this leave its gated modules' counts as they were (checks, warm-ups)."""
+    return _set_on_counters(model, "counting", False)
+
+
+def ungated(model: nn.Module):
+    """Forward passes of ``model`` inside this are the dense model's: every gated module computes its plain function
+    and counts nothing (checks of what is not gating, such as attention masks)."""
+    return _set_on_counters(model, "gating", False)
 
 
 def dense_prefix_len(seq_len: int, frac: float, rounding: str = "wina") -> int:
@@ -245,10 +256,28 @@ class TokenPolicy:
 
     def __init__(self, dense_prefix: float = 0.0, rounding: str = "wina") -> None:
         self.dense_prefix, self.rounding = dense_prefix, rounding
+        self._fixed: int | None = None
+
+    def of_length(self, seq_len: int) -> int:
+        """Dense leading positions of a sequence of ``seq_len`` positions."""
+        return dense_prefix_len(seq_len, self.dense_prefix, self.rounding)
 
     def prefix_len(self, x: torch.Tensor) -> int:
-        """Dense leading positions of a ``[..., L, in]`` activation (none for a ``[rows, in]`` one)."""
-        return dense_prefix_len(x.shape[-2], self.dense_prefix, self.rounding) if x.dim() >= 3 else 0
+        """Dense leading positions of a ``[..., L, in]`` activation (none for a ``[rows, in]`` one): those of a
+        sequence of ``L`` positions, or the count ``fixed`` sets."""
+        if x.dim() < 3:
+            return 0
+        return self.of_length(x.shape[-2]) if self._fixed is None else min(self._fixed, x.shape[-2])
+
+    @contextmanager
+    def fixed(self, prefix: int):
+        """Inside: every ``[..., L, in]`` activation has ``prefix`` dense leading positions, whatever its ``L`` (rows
+        that pack several requests, each of whose own length gives this prefix)."""
+        saved, self._fixed = self._fixed, int(prefix)
+        try:
+            yield
+        finally:
+            self._fixed = saved
 
     def apply_(self, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Set the dense prefix of a ``[..., L, in]`` mask to keep-all (in place); the mask and the prefix length."""
@@ -256,6 +285,15 @@ class TokenPolicy:
         if p:
             mask[..., :p, :] = True
         return mask, p
+
+
+def token_policies(model: nn.Module) -> list[TokenPolicy]:
+    """The distinct token policies of ``model``'s gated modules (none for a dense model)."""
+    seen: dict[int, TokenPolicy] = {}
+    for m in model.modules():
+        if isinstance(m, Counter):
+            seen.setdefault(id(m.tokens), m.tokens)
+    return list(seen.values())
 
 
 class GatedLinear(nn.Module, Counter):
@@ -286,6 +324,8 @@ class GatedLinear(nn.Module, Counter):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.gating:
+            return F.linear(x, self.weight, self.bias)
         if self.kernel == "auto" and dispatch.kernel_applies(x, self.weight):
             if (args := self.gate.kernel_args(x)) is not None:
                 return self._kernel_forward(x, *args)
@@ -309,4 +349,5 @@ class GatedActivation(nn.Module, Counter):
         self._init_gating(gate, tokens, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.masked(self.act(x))
+        a = self.act(x)
+        return self.masked(a) if self.gating else a

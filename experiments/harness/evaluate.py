@@ -164,11 +164,12 @@ class _DocDumps:
         return getattr(json, name)
 
 
-def make_lm(model, tokenizer, batch_size: int, max_length: int | None):
+def make_lm(model, tokenizer, batch_size: int, max_length: int | None, scoring: str = "hflm"):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from experiments.harness.lm import SessionLM
 
-    return SessionLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+    return SessionLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
+                     scoring=scoring)
 
 
 def summarise(results: dict, specs: list[TaskSpec]) -> dict[str, TaskResult]:

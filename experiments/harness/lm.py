@@ -1,9 +1,11 @@
 """The lm-eval model the harness evaluates with: lm-eval's ``HFLM`` over the in-process model, registered as
 ``wina-hf``. A sweep evaluates many configurations of one loaded model on the same requests, so it
 - remembers its tokenization: each ``(context, continuation)`` pair is tokenized once per process, not once per job;
-- scores log-likelihood requests in batches (``scoring.ContinuationScorer``: HFLM's batches and numbers, the
-  output head and log-softmax on the continuation positions only, one device sync per batch). A model or setting
-  it does not cover (not a causal LM, ``batch_size=auto``) takes HFLM's own ``_loglikelihood_tokens``.
+- scores log-likelihood requests in batches: ``scoring=shared`` (``shared_scoring.SharedContextScorer``) runs each
+  context once for all the requests that share it; ``scoring=hflm`` (``scoring.ContinuationScorer``) runs HFLM's
+  batches. Both take the output head and log-softmax on the continuation positions only, one device sync per batch.
+  A model or setting neither covers (not a causal LM, ``batch_size=auto``) takes HFLM's own
+  ``_loglikelihood_tokens``.
 Generation is HFLM's own ``generate_until``; prompts, requests and metrics are lm-eval's."""
 
 from __future__ import annotations
@@ -14,19 +16,30 @@ import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from experiments.harness.errors import HarnessError
 from experiments.harness.scoring import ContinuationScorer
+from experiments.harness.shared_scoring import SharedContextScorer
+
+SCORERS = {"shared": SharedContextScorer, "hflm": ContinuationScorer}
 
 
 @register_model("wina-hf")
 class SessionLM(HFLM):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, scoring: str = "hflm", **kwargs) -> None:
+        if scoring not in SCORERS:
+            raise HarnessError(f"scoring={scoring!r} is not known; accepted: {', '.join(SCORERS)}")
         kwargs.setdefault("softmax_dtype", torch.float32)  # HFLM's fallback path scores as the batched one does
         super().__init__(*args, **kwargs)
         self._pairs: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         self.stages = None  # a session.Stages of the running job: tokenize / loglikelihood loop / generate seconds
         self._scorer = None
-        if self.backend == "causal" and isinstance(self.batch_size, int) and ContinuationScorer.applies(self.model):
-            self._scorer = ContinuationScorer(self.model, self.max_length, self.batch_size, self._autocast)
+        scorer = SCORERS[scoring]
+        if self.backend == "causal" and isinstance(self.batch_size, int):
+            if scorer.applies(self.model):
+                self._scorer = scorer(self.model, self.max_length, self.batch_size, self._autocast)
+            elif scoring == "shared" and ContinuationScorer.applies(self.model):
+                raise HarnessError(f"scoring=shared needs sdpa or eager attention, not "
+                                 f"{self.model.config._attn_implementation!r}; use scoring=hflm")
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,

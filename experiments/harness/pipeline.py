@@ -23,6 +23,7 @@ from experiments.harness.sparsity import apply_method, method_config
 from experiments.harness.tasks import check_task_names
 
 DATA_SOURCES = ("local", "hub")
+SCORINGS = ("shared", "hflm")  # experiments.harness.lm.SCORERS
 
 
 def cache_dir_of(cfg: DictConfig) -> Path:
@@ -68,6 +69,8 @@ def check_config(cfg: DictConfig, probe_hub: bool = True):
         raise HarnessError("model=hf needs model.id=<a hub id or a local model directory>")
     if cfg.limit is not None and cfg.limit < 1:
         raise HarnessError(f"limit={cfg.limit!r} must be a positive number of documents per task (or null for all)")
+    if cfg.scoring not in SCORINGS:
+        raise HarnessError(f"scoring={cfg.scoring!r} is not known; accepted: {', '.join(SCORINGS)}")
     if cfg.batch_size < 1:
         raise HarnessError(f"batch_size={cfg.batch_size!r} must be a positive integer")
     if cfg.num_fewshot is not None and cfg.num_fewshot < 0:
@@ -146,7 +149,7 @@ def _evaluate(cfg, specs, loaded, applied, data_dir, base: dict, stages: Stages,
 
     with stages("lm_eval_load_tasks"):
         tasks = SESSION.tasks(specs, cfg, data_dir)
-    lm = SESSION.lm(loaded, cfg.batch_size, cfg.max_length)
+    lm = SESSION.lm(loaded, cfg.batch_size, cfg.max_length, cfg.scoring)
     with stages("evaluate"):
         results = tasks.evaluate(lm, cfg.limit, stages)
     measured, flops = applied.measure(loaded.model, cfg.flops_context_len)

@@ -127,7 +127,8 @@ class RunSchema:
     tokens: TokensSchema = MISSING  # the token policy, shared by every method (conf/tokens/)
     sparsity: float = 0.0  # fraction of input channels skipped, parameter-weighted over the gated linears, per token
     limit: Optional[int] = 100  # documents per task (lm-eval's --limit); null = the full sets (what paper tables need)
-    batch_size: int = 16
+    batch_size: int = 16  # log-likelihood requests per batch
+    scoring: str = "hflm"  # hflm: HFLM's batches; shared: each context once for its requests (harness.shared_scoring)
     num_fewshot: Optional[int] = None  # null = each task's lm-eval default
     max_length: Optional[int] = None  # null = the model's context length
     device: str = "auto"  # auto = cuda if available, else cpu

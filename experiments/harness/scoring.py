@@ -62,11 +62,11 @@ class ContinuationScorer:
             out = torch.tanh(out / self.softcap) * self.softcap
         return out
 
-    def check_head(self, ids: torch.Tensor, rows: torch.Tensor, got: torch.Tensor) -> None:
+    def check_head(self, ids: torch.Tensor, rows: torch.Tensor, got: torch.Tensor, **forward) -> None:
         """The logits of ``rows`` (flat ``batch * length`` indices) equal the model's own forward's (a forward the
-        gated modules do not count: the measured sparsity is the evaluation's)."""
+        gated modules do not count: the measured sparsity is the evaluation's); ``forward``: its other arguments."""
         with uncounted(self.model):
-            want = self.model(input_ids=ids, use_cache=False).logits.flatten(0, 1)[rows]
+            want = self.model(input_ids=ids, use_cache=False, **forward).logits.flatten(0, 1)[rows]
         scale = float(want.float().abs().max().clamp_min(1.0))
         diff = float((got.float() - want.float()).abs().max())
         if diff > 2e-2 * scale:

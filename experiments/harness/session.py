@@ -49,12 +49,12 @@ class Session:
     def drop_model(self) -> None:
         self._model_key, self._loaded, self._lm_key, self._lm = None, None, None, None
 
-    def lm(self, loaded, batch_size: int, max_length: int | None):
+    def lm(self, loaded, batch_size: int, max_length: int | None, scoring: str = "hflm"):
         from experiments.harness.evaluate import make_lm
 
-        key = (id(loaded), batch_size, max_length)
+        key = (id(loaded), batch_size, max_length, scoring)
         if key != self._lm_key:
-            self._lm, self._lm_key = make_lm(loaded.model, loaded.tokenizer, batch_size, max_length), key
+            self._lm, self._lm_key = make_lm(loaded.model, loaded.tokenizer, batch_size, max_length, scoring), key
         return self._lm
 
     def tasks(self, specs, cfg: DictConfig, data_dir: Path | None):

