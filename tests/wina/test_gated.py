@@ -90,6 +90,35 @@ def test_dense_prefix_leaves_leading_positions_dense():
     assert dense_prefix_len(7, 0.5, "floor") == 3 and dense_prefix_len(7, 0.5, "wina") == 4
 
 
+def test_a_fixed_prefix_replaces_the_one_from_the_length_and_is_undone():
+    lin = torch.nn.Linear(16, 8)
+    g = TopKGate()
+    g.set_level(0.5)
+    gl = GatedLinear(lin, g, TokenPolicy(0.1))
+    x = torch.randn(2, 21, 16)
+    with gl.tokens.fixed(5):
+        y = gl(x)
+    assert torch.allclose(y[:, :5], lin(x[:, :5])) and not torch.allclose(y[:, 5], lin(x[:, 5]))
+    y = gl(x)  # the length's 3 again
+    assert torch.allclose(y[:, :3], lin(x[:, :3])) and not torch.allclose(y[:, 3], lin(x[:, 3]))
+
+
+def test_ungated_modules_compute_the_dense_function_uncounted_and_gate_again_after():
+    from wina.gated import ungated
+
+    torch.manual_seed(0)
+    lin, act = torch.nn.Linear(16, 8), torch.nn.SiLU()
+    gl, ga = GatedLinear(lin, TopKGate()), GatedActivation(act, ThresholdGate(torch.randn(512)))
+    gl.gate.set_level(0.5)
+    ga.gate.set_level(0.5)
+    model = torch.nn.Sequential(gl, ga)
+    x = torch.randn(4, 16)
+    with ungated(model):
+        assert torch.equal(model(x), act(lin(x)))
+    assert gl.seen == 0 and ga.seen == 0
+    assert not torch.allclose(model(x), act(lin(x))) and gl.seen > 0
+
+
 # --- GatedLinear's kernel path: single-row calls go through the Triton kernel with the PyTorch path's result.
 # On CPU the kernel runs through the Triton interpreter; on a CUDA machine (TRITON_INTERPRET=0) compiled.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
