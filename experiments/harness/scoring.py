@@ -18,6 +18,8 @@ forward (``check_head``); a model whose head this cannot reproduce raises rather
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from lm_eval.models.utils import Collator
@@ -79,23 +81,15 @@ class ContinuationScorer:
         order = Collator(requests, sort_fn=_sort_key, group_by="contexts", group_fn=_group_key)
         answers: list[tuple[float, bool]] = []
         device = next(self.model.parameters()).device
-        with tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests") as bar:
-            def collect(pending):
-                batch = pending.answers()
-                for key, answer in batch:
-                    if on_answer is not None and key is not None:
-                        on_answer(key, answer)
-                    answers.append(answer)
-                bar.update(len(batch))
 
-            pending = None
-            for chunk in order.get_batched(n=self.batch_size):
-                launched = self._launch_batch(chunk, order, device)  # queued on the device: the host goes on
-                if pending is not None:
-                    collect(pending)
-                pending = launched
-            if pending is not None:
-                collect(pending)
+        def take(batch):
+            for key, answer in batch:
+                if on_answer is not None and key is not None:
+                    on_answer(key, answer)
+                answers.append(answer)
+
+        pipelined((self._launch_batch(chunk, order, device) for chunk in order.get_batched(n=self.batch_size)),
+                  len(requests), disable_tqdm, take)
         return order.get_original(answers)
 
     def _launch_batch(self, chunk, order: Collator, device) -> "_PendingBatch":
@@ -135,6 +129,20 @@ class ContinuationScorer:
         grid[0, slots_t] = logp[member_rows_t, targets_t]
         grid[1, slots_t] = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
         return _PendingBatch(keys, grid.view(2, len(keys), longest).sum(-1))
+
+
+def pipelined(launches, total: int, disable_tqdm: bool, take) -> None:
+    """Drain ``launches`` (an iterator that queues one batch on the device per step and yields its
+    ``_PendingBatch``): each batch's answers are read, and handed to ``take``, only once the next batch is queued, so
+    that the host builds batch i + 1 while the device computes batch i. A progress bar over ``total`` requests."""
+    with tqdm(total=total, disable=disable_tqdm, desc="Running loglikelihood requests") as bar:
+        pending = None
+        for launched in itertools.chain(launches, [None]):  # None: nothing more to queue, read the last batch
+            if pending is not None:
+                batch = pending.answers()
+                take(batch)
+                bar.update(len(batch))
+            pending = launched
 
 
 class _PendingBatch:

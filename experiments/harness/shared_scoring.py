@@ -26,10 +26,9 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from experiments.harness import packs as packing
-from experiments.harness.scoring import ContinuationScorer, HeadMismatch, _PendingBatch
+from experiments.harness.scoring import ContinuationScorer, HeadMismatch, _PendingBatch, pipelined
 from wina.gated import token_policies, ungated
 from wina.transfer import to_device_async
 
@@ -91,23 +90,14 @@ class SharedContextScorer(ContinuationScorer):
                                self.batch_size)
         answers: list = [None] * len(requests)
         device = next(self.model.parameters()).device
-        with tqdm(total=len(requests), disable=disable_tqdm, desc="Running loglikelihood requests") as bar:
-            def collect(pending):
-                batch = pending.answers()
-                for i, answer in batch:
-                    if on_answer is not None and requests[i][0] is not None:
-                        on_answer(requests[i][0], answer)
-                    answers[i] = answer
-                bar.update(len(batch))
 
-            pending = None
-            for batch in batches:
-                launched = self._launch_packs(batch, device, policy)
-                if pending is not None:
-                    collect(pending)
-                pending = launched
-            if pending is not None:
-                collect(pending)
+        def take(batch):
+            for i, answer in batch:
+                if on_answer is not None and requests[i][0] is not None:
+                    on_answer(requests[i][0], answer)
+                answers[i] = answer
+
+        pipelined((self._launch_packs(batch, device, policy) for batch in batches), len(requests), disable_tqdm, take)
         return answers
 
     def _tensors(self, batch: list[packing.Pack]):
