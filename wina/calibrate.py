@@ -175,7 +175,9 @@ def first_output(y):
 def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1, hidden: str = "all"):
     """Per layer: the list of its input hidden states (one per batch) and the list of its call kwargs (one per
     batch; layers of another attention type, e.g. Gemma3's sliding and global ones, get other masks and rotary
-    embeddings). ``hidden="first"``: the first layer's hidden states only (every layer's kwargs still)."""
+    embeddings). ``hidden="first"``: the first layer's hidden states only (every layer's kwargs still, which the model
+    computes before its first layer): each layer passes its input through instead of computing, so the capture costs
+    the embeddings, not a forward."""
     layers = decoder_layers(model)
     inputs: list[list[torch.Tensor]] = [[] for _ in layers]
     kwargs: list[list[dict]] = [[] for _ in layers]
@@ -189,14 +191,27 @@ def capture_layer_io(model: nn.Module, tokens: torch.Tensor, batch_size: int = 1
             kwargs[i].append({k: v for k, v in kw.items() if k not in skip})
         return hook
 
+    saved_forwards = [layer.__dict__.get("forward") for layer in layers]
     for i, layer in enumerate(layers):
         hooks.append(layer.register_forward_pre_hook(hook_for(i), with_kwargs=True))
+        if hidden == "first":
+            layer.forward = _pass_hidden_states
     try:
         run_batches(model, tokens, batch_size=batch_size, desc="calibrate: layer inputs")
     finally:
         for h in hooks:
             h.remove()
+        for layer, forward in zip(layers, saved_forwards):
+            if forward is None:
+                layer.__dict__.pop("forward", None)
+            else:
+                layer.forward = forward
     return inputs, kwargs
+
+
+def _pass_hidden_states(*args, **kwargs):
+    """A decoder layer that returns its input (``capture_layer_io(hidden="first")``)."""
+    return args[0] if args else kwargs["hidden_states"]
 
 
 @torch.no_grad()

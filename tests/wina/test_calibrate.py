@@ -75,3 +75,28 @@ def test_sequential_thresholds_replay_each_layer_with_its_own_kwargs(monkeypatch
         for rotary in calls:
             assert all(torch.equal(a, b) for a, b in zip(rotary, own_kwargs[i][0]["position_embeddings"])), i
     assert (own_kwargs[0][0]["position_embeddings"][0] != own_kwargs[1][0]["position_embeddings"][0]).any()
+
+
+def test_capturing_the_first_layers_input_runs_no_layer_and_gets_every_layers_kwargs():
+    """``hidden="first"`` passes each layer's input through (the capture costs the embeddings, not a forward): the
+    same first-layer hidden states and per-layer kwargs as a full capture, no layer computed, the layers intact
+    after."""
+    from tests.wina.test_greedy_replay import _model
+    from wina.calibrate import capture_layer_io
+    from wina.targets import decoder_layers
+
+    model, tokens = _model("gemma3"), torch.randint(0, 97, (2, 32))
+    full_inputs, full_kwargs = capture_layer_io(model, tokens)
+    calls = []
+    hooks = [layer.mlp.register_forward_hook(lambda *a: calls.append(1)) for layer in decoder_layers(model)]
+    inputs, kwargs = capture_layer_io(model, tokens, hidden="first")
+    assert calls == []
+    assert all(torch.equal(a, b) for a, b in zip(inputs[0], full_inputs[0])) and all(not x for x in inputs[1:])
+    for mine, full in zip(kwargs, full_kwargs):
+        for a, b in zip(mine, full):
+            assert a.keys() == b.keys()
+            assert all(torch.equal(x, y) for x, y in zip(a["position_embeddings"], b["position_embeddings"]))
+    model(tokens[:1])  # the layers compute again
+    for h in hooks:
+        h.remove()
+    assert len(calls) == len(decoder_layers(model))
