@@ -124,11 +124,19 @@ class ContinuationScorer:
             logits = self.logits(hidden.flatten(0, 1)[rows_t])
         if not self.checked:
             self.check_head(ids, rows_t, logits)
-        logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-        grid = torch.zeros(2, len(keys) * longest, device=device, dtype=torch.float32)
-        grid[0, slots_t] = logp[member_rows_t, targets_t]
-        grid[1, slots_t] = (logp.argmax(-1)[member_rows_t] != targets_t).to(torch.float32)
-        return _PendingBatch(keys, grid.view(2, len(keys), longest).sum(-1))
+        return answers_of(logits, member_rows_t, targets_t, slots_t, keys, longest)
+
+
+def answers_of(logits: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor, slots: torch.Tensor, keys: list,
+               longest: int) -> "_PendingBatch":
+    """The answers of a batch, queued: each scored token (its row of ``logits``, its target) goes to its slot in a
+    [requests, longest] grid of float32 log-probabilities and greedy misses, summed per request (the same order on
+    every run)."""
+    logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
+    grid = torch.zeros(2, len(keys) * longest, device=logits.device, dtype=torch.float32)
+    grid[0, slots] = logp[rows, targets]
+    grid[1, slots] = (logp.argmax(-1)[rows] != targets).to(torch.float32)
+    return _PendingBatch(keys, grid.view(2, len(keys), longest).sum(-1))
 
 
 def pipelined(launches, total: int, disable_tqdm: bool, take) -> None:

@@ -25,10 +25,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from experiments.harness import packs as packing
-from experiments.harness.scoring import ContinuationScorer, HeadMismatch, _PendingBatch, pipelined
+from experiments.harness.scoring import ContinuationScorer, HeadMismatch, _PendingBatch, answers_of, pipelined
 from wina.gated import token_policies, ungated
 from wina.transfer import to_device_async
 
@@ -144,11 +143,7 @@ class SharedContextScorer(ContinuationScorer):
                 self.check_head(ids, needed, logits, position_ids=pos, attention_mask=mask)
             if not self.packing_checked:
                 self.check_packing(batch[0], ids[:1], pos[:1], mask)
-        logp = F.log_softmax(logits, dim=-1, dtype=torch.float32)
-        grid = torch.zeros(2, len(order) * longest, device=device, dtype=torch.float32)
-        grid[0, slots] = logp[member, targets]
-        grid[1, slots] = (logp.argmax(-1)[member] != targets).to(torch.float32)
-        return _PendingBatch(order, grid.view(2, len(order), longest).sum(-1))
+        return answers_of(logits, member, targets, slots, order, longest)
 
     def check_packing(self, pack: packing.Pack, ids: torch.Tensor, pos: torch.Tensor, mask) -> None:
         """The first pack (row 0 of ``ids``, ``pos``, ``mask``) and its requests each scored alone (own input, no
