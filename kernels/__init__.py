@@ -1,6 +1,9 @@
-"""Triton kernels that turn skipped input channels into decode speed.
+"""Kernels that turn skipped input channels into decode speed: Triton (portable, tested on CPU under the interpreter)
+and a CUDA C++ single-row kernel (``gated_gemv.cu``, built with nvcc on first use where a CUDA device is present).
 
 Public API (Triton imported by the submodules, not here):
+  kernels.cuda_gemv.gated_linear_cuda(x, w_t, threshold, bias=None, scale=None, *, config=None)
+      the same function for one row, in CUDA C++ (``kernels.dispatch`` takes it where it builds)
   kernels.gated_gemv.gated_linear(x, w_t, threshold, bias=None, scale=None, *,
                                   dense_cutoff=0.9, config=None, out=None, reduce=True)
       y = (x * (|x| * scale > threshold)) @ w_t + bias, w_t = W.t().contiguous() [in, out]
@@ -13,5 +16,5 @@ Public API (Triton imported by the submodules, not here):
       one pass for batched calls: exact per-row top-k ("topk", k) or "threshold" on |x| * scale, dense prefix
       kept, kept counts added to ``kept`` on the device
 The harness reaches the kernels through wina.gated.GatedLinear / GatedActivation (CUDA calls, kernel=auto).
-Launch configs: kernels/tuned_configs.json (H100 sweep), else a heuristic.
+Launch configs: kernels/tuned_configs.json (Triton) and kernels/cuda_tuned.json (CUDA), H100 sweeps, else a rule.
 """

@@ -17,17 +17,21 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).with_name("gated_gemv.cu")
+TUNED_PATH = Path(__file__).with_name("cuda_tuned.json")  # {"<out>x<in>": CudaConfig fields}: an H100 sweep
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
+TILE = 256  # output columns per block (the .cu file's TILE)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,41 @@ def available() -> bool:
     return torch.cuda.is_available() and nvcc() is not None
 
 
+@functools.lru_cache(maxsize=4)
+def usable(device: torch.device) -> bool:
+    """``available()`` and the library builds and loads for ``device`` (built here on the first call); a failed build
+    warns once and leaves the callers on the Triton kernel."""
+    if not available():
+        return False
+    try:
+        _library(_arch(device))
+        return True
+    except (RuntimeError, OSError) as exc:
+        warnings.warn(f"the CUDA gated GEMV is not used: {exc}", RuntimeWarning, stacklevel=2)
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def tuned() -> dict:
+    """The measured launch table (``experiments.bench.cuda_gemv --tune``): shape '<out>x<in>' -> CudaConfig."""
+    table = json.loads(TUNED_PATH.read_text()) if TUNED_PATH.is_file() else {}
+    return {shape: CudaConfig(**fields) for shape, fields in table.items()}
+
+
+def pick_config(out_features: int, in_features: int, sms: int) -> CudaConfig:
+    """The measured config of this shape, else the rule that reproduces the measured table: 8 warps, 4 rows in
+    flight pipelined, and the most channels per warp (128, 64, 32) that still gives at least two blocks per
+    multiprocessor (``sms``)."""
+    hit = tuned().get(f"{out_features}x{in_features}")
+    if hit is not None:
+        return hit
+    tiles = -(-out_features // TILE)
+    for rows in (128, 64):
+        if tiles * -(-in_features // (8 * rows)) >= 2 * sms:
+            return CudaConfig(warps=8, unroll=4, rows=rows, pipe=True)
+    return CudaConfig(warps=8, unroll=4, rows=32, pipe=True)
+
+
 def fits(x: torch.Tensor, w_t: torch.Tensor) -> bool:
     """Shapes and layouts the CUDA kernel takes: one fp16/bf16 row on CUDA, w_t [in, out] contiguous in x's dtype,
     out a multiple of 8 and the rows 16-byte aligned."""
@@ -107,7 +146,6 @@ def fits(x: torch.Tensor, w_t: torch.Tensor) -> bool:
 
 
 _TICKETS: dict = {}
-TILE = 256  # output columns per block (the .cu file's TILE)
 
 
 def _tickets(device: torch.device, tiles: int) -> torch.Tensor:
@@ -174,4 +212,4 @@ def gated_linear_cuda(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch
     return y.view(*x.shape[:-1], N)
 
 
-__all__ = ["CudaConfig", "available", "build", "fits", "gated_linear_cuda"]
+__all__ = ["CudaConfig", "available", "build", "fits", "gated_linear_cuda", "pick_config", "tuned", "usable"]

@@ -35,7 +35,7 @@ def test_wheel_carries_configs_and_tuned_table(wheel):
     assert tops == TOP
     yamls = {n for n in names if n.endswith(".yaml")}
     assert {f"experiments/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")} == yamls
-    assert "kernels/tuned_configs.json" in names
+    assert {"kernels/tuned_configs.json", "kernels/cuda_tuned.json", "kernels/gated_gemv.cu"} <= set(names)
 
 
 def test_installed_copy_finds_its_configs_and_tuned_table(wheel, tmp_path):

@@ -1,9 +1,11 @@
-"""Micro-benchmark of the gated-linear Triton kernel vs dense F.linear (decode shapes).
+"""Micro-benchmark of the gated linear as the harness runs it (``kernels.dispatch``) vs dense F.linear (decode shapes).
 
     python -m experiments.bench.kernels --out results/kernels [--dtype fp16] [--quick] [--sweep]
 
 One table: for each shape (out x in, PyTorch layout), batch M and target per-row sparsity s:
-dense F.linear time, kernel time, speed-up, the bandwidth limit 1/(1-s) (and 1/union for
+dense F.linear time, our time (``kernels.dispatch.gated_linear_auto``, the path the harness's gated modules take: the
+CUDA C++ kernel for one row where it builds, else the Triton kernel; mask + F.linear for more rows; the ``path``
+column names it, ``triton_us`` times the Triton kernel beside it), speed-up, the bandwidth limit 1/(1-s) (and 1/union for
 M > 1), the fraction of the limit reached, effective GB/s over the bytes of the weight rows
 actually read (union of the rows' masks) vs the measured device-to-device copy bandwidth,
 and the relative error vs float64 next to dense F.linear's own error on the same problem.
@@ -28,6 +30,8 @@ import torch.nn.functional as F
 
 import kernels
 from experiments.bench.peer_teal import load as load_teal
+from kernels import dispatch
+from kernels.dispatch import gated_linear_auto
 from experiments.harness.tables import markdown_table
 from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config
 from kernels.score import threshold_mask, topk_threshold_torch
@@ -122,14 +126,25 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
 
     dense_fns = [lambda i=i: F.linear(xs[i], sh.w[i]) for i in range(n)]
     c = cfg or pick_config(M, N, K, torch.device("cuda"))
-    kern_fns = [lambda i=i: gated_linear(xs[i], sh.w_t[i], thr, config=c) for i in range(n)]
+    if cfg is not None:  # a Triton launch config of the sweep
+        def ours(i):
+            return gated_linear(xs[i], sh.w_t[i], thr, config=c)
+        path = "triton " + triton_cfg_name(c)
+    else:  # what the harness's gated modules run: kernels.dispatch
+        def ours(i):
+            return gated_linear_auto(xs[i], sh.w[i], sh.w_t[i], thr)
+        path = dispatched_path(xs[0], sh, c)
     t_dense = dense_us if dense_us is not None else graph_time_us(dense_fns, reps)
-    t_kern = graph_time_us(kern_fns, reps)
+    t_kern = graph_time_us([lambda i=i: ours(i) for i in range(n)], reps)
+    extra = {}
+    if cfg is None and M == 1 and not path.startswith("triton"):  # the Triton kernel beside the dispatched path
+        extra["triton_us"] = round(graph_time_us([lambda i=i: gated_linear(xs[i], sh.w_t[i], thr, config=c)
+                                                  for i in range(n)], reps), 2)
 
     # accuracy on copy 0 (float64 reference of the same gated problem)
     xm = xs[0] * masks[0].to(dtype)
     ref = xm.double() @ sh.w_t[0].double()
-    e_kern = rel_err(gated_linear(xs[0], sh.w_t[0], thr, config=c), ref)
+    e_kern = rel_err(ours(0), ref)
     e_dense = rel_err(F.linear(xm, sh.w[0]), ref)
 
     peer = {}
@@ -143,14 +158,27 @@ def bench_row(sh: Shape, M: int, s: float, dtype, copy_bw: float, reps: int, cfg
     gbs = sel_bytes / (t_kern * 1e-6) / 1e9
     speed = t_dense / t_kern
     limit = 1.0 / (1.0 - s)
-    cfg_s = f"{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}{'L' if c.last_reduce else ''}"
     return dict(shape=f"{N}x{K}", M=M, s=s, row_density=round(row_density, 4), union=round(union, 4),
                 dense_us=round(t_dense, 2), kernel_us=round(t_kern, 2), speedup=round(speed, 3),
                 limit=round(limit, 3), frac_limit=round(speed / limit, 3),
                 union_limit=round(1.0 / max(union, 1e-9), 3), frac_union=round(speed * union, 3),
                 GBps=round(gbs, 1), pct_copy_bw=round(100 * gbs / copy_bw, 1),
                 err_kernel=f"{e_kern:.2e}", err_dense=f"{e_dense:.2e}", err_ratio=round(e_kern / e_dense, 3),
-                cfg=cfg_s, **peer)
+                path=path, **extra, **peer)
+
+
+def triton_cfg_name(c: GatedConfig) -> str:
+    return f"{c.BN}/{c.BK}/{c.CK}/w{c.num_warps}{'' if c.fused else 'U'}p{c.pipe}s{c.stages}{'L' if c.last_reduce else ''}"
+
+
+def dispatched_path(x, sh: Shape, triton_cfg: GatedConfig) -> str:
+    """Which path ``kernels.dispatch.gated_linear_auto`` takes for ``x`` (and its launch config)."""
+    if not dispatch.kernel_applies(x, sh.w[0]):
+        return "torch: mask + F.linear"
+    if dispatch.cuda_applies(x, sh.w_t[0]):
+        k = dispatch._cuda_config(sh.N, sh.K, torch.cuda.current_device())
+        return f"cuda w{k.warps}u{k.unroll}r{k.rows}{'p' if k.pipe else ''}"
+    return "triton " + triton_cfg_name(triton_cfg)
 
 
 def selection_rows(dtype, reps):
@@ -261,8 +289,8 @@ def md_table(rows):
 
 
 def code_version() -> str:
-    """What made a table: the sha256 of the kernel sources and tuned launch table (``kernels/*.py``,
-    ``kernels/tuned_configs.json``), and the git commit where there is one (the GPU host runs a copy without git).
+    """What made a table: the sha256 of the kernel sources and tuned launch tables (``kernels/*.py``, ``*.cu``,
+    ``tuned_configs.json``, ``cuda_tuned.json``), and the git commit where there is one (the GPU host runs a copy without git).
     A table is only ever written whole, from the rows this run measured."""
     import hashlib
     import subprocess
@@ -270,7 +298,7 @@ def code_version() -> str:
     kernels_dir = os.path.dirname(os.path.abspath(kernels.__file__))
     digest = hashlib.sha256()
     for name in sorted(os.listdir(kernels_dir)):
-        if name.endswith(".py") or name == "tuned_configs.json":
+        if name.endswith((".py", ".cu")) or name in ("tuned_configs.json", "cuda_tuned.json"):
             with open(os.path.join(kernels_dir, name), "rb") as f:
                 digest.update(name.encode() + f.read())
     out = f"kernels sha256 {digest.hexdigest()[:12]}"

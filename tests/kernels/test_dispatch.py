@@ -67,3 +67,38 @@ def test_kernel_applies_only_to_few_rows_in_half_precision(monkeypatch):
     assert not kernel_applies(torch.zeros(1, 16, dtype=torch.bfloat16), w)  # dtype mismatch
     monkeypatch.setattr(dispatch, "ALLOW_CPU_KERNEL", False)
     assert not kernel_applies(torch.zeros(1, 16, dtype=torch.float16), w)  # CPU without the interpreter flag
+
+
+def test_single_rows_take_the_cuda_kernel_where_it_builds(monkeypatch):
+    """``gated_linear``: the CUDA kernel where ``cuda_applies`` (with the measured config of the shape), Triton
+    elsewhere, and never CUDA when ``WINA_CUDA_GEMV=0`` set ``USE_CUDA`` off."""
+    from kernels import cuda_gemv
+
+    taken = []
+    monkeypatch.setattr(cuda_gemv, "fits", lambda x, w_t: x.numel() == x.shape[-1])
+    monkeypatch.setattr(cuda_gemv, "usable", lambda device: True)
+    monkeypatch.setattr(cuda_gemv, "gated_linear_cuda", lambda *a, config=None, **k: taken.append(("cuda", config)))
+    monkeypatch.setattr(dispatch, "triton_gated_linear", lambda *a, **k: taken.append(("triton", None)))
+    monkeypatch.setattr(dispatch, "_cuda_config", lambda out_f, in_f, dev: cuda_gemv.pick_config(out_f, in_f, 132))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    w_t = torch.zeros(4096, 14336, dtype=torch.float16)
+    dispatch.gated_linear(torch.zeros(1, 4096, dtype=torch.float16), w_t, 0.5)
+    dispatch.gated_linear(torch.zeros(2, 4096, dtype=torch.float16), w_t, 0.5)
+    monkeypatch.setattr(dispatch, "USE_CUDA", False)
+    dispatch.gated_linear(torch.zeros(1, 4096, dtype=torch.float16), w_t, 0.5)
+    assert taken == [("cuda", cuda_gemv.tuned()["14336x4096"]), ("triton", None), ("triton", None)]
+
+
+def test_cuda_launch_rule_reproduces_the_measured_table(monkeypatch):
+    """Shapes outside kernels/cuda_tuned.json get the rule's config; on the measured shapes the rule gives the rows
+    per warp the H100 sweep chose (the sweep's own pick of unroll/pipe may differ within its noise)."""
+    from kernels import cuda_gemv
+
+    table = cuda_gemv.tuned()
+    assert set(table) == {"14336x4096", "4096x14336", "4096x4096", "17920x5120"}
+    assert cuda_gemv.pick_config(14336, 4096, 132) == table["14336x4096"]
+    monkeypatch.setattr(cuda_gemv, "tuned", lambda: {})
+    for shape, measured in table.items():
+        out_f, in_f = (int(v) for v in shape.split("x"))
+        assert cuda_gemv.pick_config(out_f, in_f, 132).rows == measured.rows, shape
+    assert cuda_gemv.pick_config(1024, 1024, 132).rows == 32  # too few blocks at any larger split
