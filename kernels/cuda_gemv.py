@@ -32,7 +32,6 @@ SOURCE = Path(__file__).with_name("gated_gemv.cu")
 TUNED_PATH = Path(__file__).with_name("cuda_tuned.json")  # {"<out>x<in>": CudaConfig fields}: an H100 sweep
 DTYPE_CODES = {torch.float16: 0, torch.bfloat16: 1}
 TILE = 256  # output columns per block (the .cu file's TILE)
-MAX_CLUSTER = 16  # the .cu file's MAX_CLUSTER
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,6 @@ class CudaConfig:
     unroll: int = 8   # kept rows whose loads a lane issues before the first use (4 or 8)
     rows: int = 128   # input channels per warp (a multiple of 32): the k split is warps * rows channels
     pipe: bool = True  # issue the next `unroll` rows' loads before this batch's multiply-adds
-    cluster: bool = False  # the k splits of a tile form one thread-block cluster, summed through distributed shared
-    #                        memory (at most MAX_CLUSTER splits) instead of global partials and a ticket
 
 
 def cache_dir() -> Path:
@@ -86,7 +83,7 @@ def _library(arch: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build(arch)))
     fn = lib.wina_gated_gemv
     p, i, f, ll = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong
-    fn.argtypes = [i, i, i, i, i, i, i, p, p, p, f, ll, p, i, p, p, p, p, i, i, p]
+    fn.argtypes = [i, i, i, i, i, i, p, p, p, f, ll, p, i, p, p, p, p, i, i, p]
     fn.restype = i
     lib.wina_gated_gemv_splits.argtypes = [i, i, i]
     lib.wina_gated_gemv_splits.restype = i
@@ -200,14 +197,12 @@ def gated_linear_cuda(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
     splits = lib.wina_gated_gemv_splits(cfg.warps, cfg.rows, K)
-    if cfg.cluster and splits > MAX_CLUSTER:
-        raise ValueError(f"{cfg} splits {K} channels {splits} ways; a cluster holds at most {MAX_CLUSTER} blocks")
     partial = torch.empty((splits, N) if splits > 1 else (1,), device=dev, dtype=torch.float32)
     tickets = _tickets(dev, -(-N // TILE))
     y = torch.empty(N, device=dev, dtype=x.dtype)
     err = lib.wina_gated_gemv(
         dev.index if dev.index is not None else torch.cuda.current_device(), DTYPE_CODES[x.dtype],
-        cfg.warps, cfg.unroll, int(cfg.pipe), int(cfg.cluster), cfg.rows, x1.data_ptr(), w_t.data_ptr(),
+        cfg.warps, cfg.unroll, int(cfg.pipe), cfg.rows, x1.data_ptr(), w_t.data_ptr(),
         t.data_ptr() if t is not None else None, t_val, t_stride,
         scale.data_ptr() if scale is not None else None, scale_f32,
         bias.data_ptr() if bias is not None else None, partial.data_ptr(), tickets.data_ptr(), y.data_ptr(),

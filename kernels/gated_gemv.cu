@@ -15,7 +15,6 @@
 //      else it stores an fp32 partial and the last block of the tile to arrive (a ticket counter, reset by that
 //      block) sums the partials in split order, adds the bias and writes y. Deterministic: no atomic adds of
 //      values, every sum in a fixed order.
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -91,7 +90,7 @@ __device__ __forceinline__ void fetch(uint4 (&v)[U], float (&xv)[U], const int* 
   }
 }
 
-template <typename T, int WARPS, int U, bool PIPE, bool CLUSTER>
+template <typename T, int WARPS, int U, bool PIPE>
 __global__ void __launch_bounds__(WARPS * 32) gated_gemv_kernel(Params p) {
   extern __shared__ unsigned char smem_raw[];
   __shared__ float red[WARPS][TILE];
@@ -176,30 +175,6 @@ __global__ void __launch_bounds__(WARPS * 32) gated_gemv_kernel(Params p) {
   const T* bias = static_cast<const T*>(p.bias);
   T* y = static_cast<T*>(p.y);
   const int splits = gridDim.y;
-  if (CLUSTER) {
-    // the tile's splits form one thread-block cluster: each block leaves its sum in red[0]; block 0 of the cluster
-    // (split 0) reads the others' through distributed shared memory and sums them in split order
-    for (int c = threadIdx.x; c < TILE; c += WARPS * 32) {
-      float s = 0.f;
-#pragma unroll
-      for (int w = 0; w < WARPS; ++w) s += red[w][c];
-      red[0][c] = s;  // column c is read and written by this thread only
-    }
-    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-    cluster.sync();
-    if (cluster.block_rank() == 0) {
-      for (int c = threadIdx.x; c < TILE; c += WARPS * 32) {
-        const int o = tile * TILE + c;
-        if (o >= p.N) continue;
-        float s = 0.f;
-        for (int q = 0; q < splits; ++q) s += cluster.map_shared_rank(&red[0][0], q)[c];
-        if (bias != nullptr) s += to_f32<T>(bias[o]);
-        y[o] = from_f32<T>(s);
-      }
-    }
-    cluster.sync();  // the other blocks' shared memory stays until block 0 has read it
-    return;
-  }
   for (int c = threadIdx.x; c < TILE; c += WARPS * 32) {
     const int o = tile * TILE + c;
     if (o >= p.N) continue;
@@ -231,58 +206,35 @@ __global__ void __launch_bounds__(WARPS * 32) gated_gemv_kernel(Params p) {
   if (threadIdx.x == 0) p.tickets[tile] = 0;
 }
 
-constexpr int MAX_CLUSTER = 16;  // blocks of one tile in a cluster (above 8: a non-portable size, Hopper allows 16)
-
 template <typename T, int WARPS, int U, bool PIPE>
-cudaError_t launch(const Params& p, bool cluster, cudaStream_t stream) {
+cudaError_t launch(const Params& p, cudaStream_t stream) {
   const int tiles = (p.N + TILE - 1) / TILE;
   const int per_block = WARPS * p.rows;
   const int splits = (p.K + per_block - 1) / per_block;
   const size_t smem = (size_t)WARPS * p.rows * (sizeof(int) + sizeof(float));
-  if (!cluster || splits == 1) {
-    gated_gemv_kernel<T, WARPS, U, PIPE, false><<<dim3(tiles, splits), WARPS * 32, smem, stream>>>(p);
-    return cudaGetLastError();
-  }
-  if (splits > MAX_CLUSTER) return cudaErrorInvalidValue;
-  auto kernel = gated_gemv_kernel<T, WARPS, U, PIPE, true>;
-  if (splits > 8) {
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-    if (e != cudaSuccess) return e;
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(tiles, splits);
-  cfg.blockDim = dim3(WARPS * 32);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = splits;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  return cudaLaunchKernelEx(&cfg, kernel, p);
+  gated_gemv_kernel<T, WARPS, U, PIPE><<<dim3(tiles, splits), WARPS * 32, smem, stream>>>(p);
+  return cudaGetLastError();
 }
 
 template <typename T, int WARPS, int U>
-cudaError_t by_pipe(const Params& p, int pipe, bool cluster, cudaStream_t s) {
-  return pipe ? launch<T, WARPS, U, true>(p, cluster, s) : launch<T, WARPS, U, false>(p, cluster, s);
+cudaError_t by_pipe(const Params& p, int pipe, cudaStream_t s) {
+  return pipe ? launch<T, WARPS, U, true>(p, s) : launch<T, WARPS, U, false>(p, s);
 }
 
 template <typename T, int WARPS>
-cudaError_t by_unroll(const Params& p, int unroll, int pipe, bool cluster, cudaStream_t s) {
+cudaError_t by_unroll(const Params& p, int unroll, int pipe, cudaStream_t s) {
   switch (unroll) {
-    case 4: return by_pipe<T, WARPS, 4>(p, pipe, cluster, s);
-    case 8: return by_pipe<T, WARPS, 8>(p, pipe, cluster, s);
+    case 4: return by_pipe<T, WARPS, 4>(p, pipe, s);
+    case 8: return by_pipe<T, WARPS, 8>(p, pipe, s);
     default: return cudaErrorInvalidValue;
   }
 }
 
 template <typename T>
-cudaError_t by_warps(const Params& p, int warps, int unroll, int pipe, bool cluster, cudaStream_t s) {
+cudaError_t by_warps(const Params& p, int warps, int unroll, int pipe, cudaStream_t s) {
   switch (warps) {
-    case 4: return by_unroll<T, 4>(p, unroll, pipe, cluster, s);
-    case 8: return by_unroll<T, 8>(p, unroll, pipe, cluster, s);
+    case 4: return by_unroll<T, 4>(p, unroll, pipe, s);
+    case 8: return by_unroll<T, 8>(p, unroll, pipe, s);
     default: return cudaErrorInvalidValue;
   }
 }
@@ -292,7 +244,7 @@ cudaError_t by_warps(const Params& p, int warps, int unroll, int pipe, bool clus
 // The one entry point (ctypes). dtype: 0 fp16, 1 bf16. Returns a cudaError_t (0: launched).
 // The caller guarantees: N % 8 == 0, w and y 16-byte aligned, rows a positive multiple of 32,
 // partial holds ceil(K / (warps * rows)) * N floats when that is > 1, tickets ceil(N / 256) zeroed ints.
-extern "C" int wina_gated_gemv(int device, int dtype, int warps, int unroll, int pipe, int cluster, int rows,
+extern "C" int wina_gated_gemv(int device, int dtype, int warps, int unroll, int pipe, int rows,
                                const void* x, const void* w, const float* thr, float thr_val, long long thr_stride,
                                const void* scale, int scale_f32, const void* bias, float* partial, int* tickets,
                                void* y, int K, int N, void* stream) {
@@ -301,8 +253,8 @@ extern "C" int wina_gated_gemv(int device, int dtype, int warps, int unroll, int
   if (e != cudaSuccess) return (int)e;
   Params p{x, w, thr, thr_val, thr_stride, scale, scale_f32, bias, partial, tickets, y, K, N, rows};
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (dtype == 0) return (int)by_warps<__half>(p, warps, unroll, pipe, cluster != 0, s);
-  if (dtype == 1) return (int)by_warps<__nv_bfloat16>(p, warps, unroll, pipe, cluster != 0, s);
+  if (dtype == 0) return (int)by_warps<__half>(p, warps, unroll, pipe, s);
+  if (dtype == 1) return (int)by_warps<__nv_bfloat16>(p, warps, unroll, pipe, s);
   return (int)cudaErrorInvalidValue;
 }
 

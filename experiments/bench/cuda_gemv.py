@@ -19,23 +19,23 @@ import torch
 from experiments.bench.kernels import SHAPES, Shape, bench_inputs, bench_row, code_version, copy_bandwidth_gbs
 from experiments.bench.kernels import graph_time_us, md_table, rel_err
 from experiments.bench.peer_teal import load as load_teal
-from kernels.cuda_gemv import MAX_CLUSTER, CudaConfig, gated_linear_cuda
+from kernels.cuda_gemv import CudaConfig, gated_linear_cuda
 from kernels.score import threshold_mask
 
 SPARSITIES = [0.0, 0.25, 0.4, 0.5, 0.65, 0.8]
-SWEEP = [CudaConfig(warps=w, unroll=u, rows=r, pipe=p, cluster=c)
-         for w, (u, p), r, c in itertools.product((8,), ((4, True), (8, False)), (32, 64, 128, 224, 256), (False, True))]
+SWEEP = [CudaConfig(warps=w, unroll=u, rows=r, pipe=p)
+         for w, u, r, p in itertools.product((4, 8), (4, 8), (32, 64, 128, 256), (True,))]
+SWEEP += [CudaConfig(warps=8, unroll=8, rows=r, pipe=False) for r in (64, 128)]
 
 
 def cfg_name(c: CudaConfig) -> str:
-    return f"w{c.warps}u{c.unroll}r{c.rows}{'p' if c.pipe else ''}{'c' if c.cluster else ''}"
+    return f"w{c.warps}u{c.unroll}r{c.rows}{'p' if c.pipe else ''}"
 
 
 def cuda_times(sh: Shape, s: float, dtype, reps: int, configs) -> tuple[dict, str]:
     """Time of each config on bench_row's inputs for (shape, s), and the best one's relative error vs float64."""
     xs, t = bench_inputs(sh, 1, s, dtype)
     thr = torch.tensor(t, device="cuda", dtype=torch.float32)
-    configs = [c for c in configs if not c.cluster or -(-sh.K // (c.warps * c.rows)) <= MAX_CLUSTER]
     times = {c: graph_time_us([lambda i=i, c=c: gated_linear_cuda(xs[i], sh.w_t[i], thr, config=c)
                                for i in range(sh.n)], reps) for c in configs}
     best = min(times, key=times.get)
