@@ -41,6 +41,11 @@ class CudaConfig:
     rows: int = 128   # input channels per warp (a multiple of 32): the k split is warps * rows channels
     pipe: bool = True  # issue the next `unroll` rows' loads before this batch's multiply-adds
 
+    @property
+    def name(self) -> str:
+        """Short label for tables and logs, e.g. 'w8u4r64p'."""
+        return f"w{self.warps}u{self.unroll}r{self.rows}{'p' if self.pipe else ''}"
+
 
 def cache_dir() -> Path:
     env = os.environ.get("WINA_KERNEL_CACHE")
@@ -90,6 +95,7 @@ def _library(arch: str) -> ctypes.CDLL:
     return lib
 
 
+@functools.lru_cache(maxsize=8)
 def _arch(device: torch.device) -> str:
     major, minor = torch.cuda.get_device_capability(device)
     return f"{major}{minor}"

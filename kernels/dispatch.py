@@ -62,7 +62,8 @@ def cuda_applies(x: torch.Tensor, w_t: torch.Tensor) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _cuda_config(out_features: int, in_features: int, device_index: int) -> cuda_gemv.CudaConfig:
+def cuda_config(out_features: int, in_features: int, device_index: int) -> cuda_gemv.CudaConfig:
+    """The CUDA kernel's launch config for this weight shape on this device (``kernels.cuda_gemv.pick_config``)."""
     sms = torch.cuda.get_device_properties(device_index).multi_processor_count
     return cuda_gemv.pick_config(out_features, in_features, sms)
 
@@ -73,7 +74,7 @@ def gated_linear(x: torch.Tensor, w_t: torch.Tensor, threshold, bias: torch.Tens
     if cuda_applies(x, w_t):
         dev = x.device.index if x.device.index is not None else torch.cuda.current_device()
         return cuda_gemv.gated_linear_cuda(x, w_t, threshold, bias, scale,
-                                           config=_cuda_config(w_t.shape[1], w_t.shape[0], dev))
+                                           config=cuda_config(w_t.shape[1], w_t.shape[0], dev))
     return triton_gated_linear(x, w_t, threshold, bias, scale, dense_cutoff=dense_cutoff)
 
 
@@ -98,6 +99,6 @@ def gated_linear_auto(x: torch.Tensor, weight: torch.Tensor | None, w_t: torch.T
     return gated_linear_torch(x, weight, threshold, bias, scale)
 
 
-__all__ = ["kernel_applies", "cuda_applies", "mask_kernel_applies", "masked_activations", "gated_linear",
+__all__ = ["kernel_applies", "cuda_applies", "cuda_config", "mask_kernel_applies", "masked_activations", "gated_linear",
            "gated_linear_auto", "gated_linear_torch",
            "DEFAULT_MAX_ROWS"]

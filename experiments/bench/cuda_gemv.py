@@ -9,6 +9,7 @@ the table ``kernels.dispatch`` reads.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -26,10 +27,6 @@ SPARSITIES = [0.0, 0.25, 0.4, 0.5, 0.65, 0.8]
 SWEEP = [CudaConfig(warps=w, unroll=u, rows=r, pipe=p)
          for w, u, r, p in itertools.product((4, 8), (4, 8), (32, 64, 128, 256), (True,))]
 SWEEP += [CudaConfig(warps=8, unroll=8, rows=r, pipe=False) for r in (64, 128)]
-
-
-def cfg_name(c: CudaConfig) -> str:
-    return f"w{c.warps}u{c.unroll}r{c.rows}{'p' if c.pipe else ''}"
 
 
 def cuda_times(sh: Shape, s: float, dtype, reps: int, configs) -> tuple[dict, str]:
@@ -74,7 +71,7 @@ def main(argv=None) -> None:
                 rel.setdefault(c, []).append(us / times[best])
             tu = r.get("teal_us", float("nan"))
             row = dict(shape=f"{o}x{i}", s=s, dense_us=r["dense_us"], triton_us=r["kernel_us"], teal_us=tu,
-                       cuda_us=round(times[best], 2), cuda_cfg=cfg_name(best),
+                       cuda_us=round(times[best], 2), cuda_cfg=best.name,
                        cuda_speedup=round(r["dense_us"] / times[best], 3), limit=r["limit"],
                        frac_limit=round(r["dense_us"] / times[best] / r["limit"], 3),
                        cuda_vs_teal=round(tu / times[best], 3), cuda_vs_triton=round(r["kernel_us"] / times[best], 3),
@@ -82,11 +79,11 @@ def main(argv=None) -> None:
                        err_dense=r["err_dense"])
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            print("   all: " + " ".join(f"{cfg_name(c)}={us:.2f}" for c, us in sorted(times.items(), key=lambda kv: kv[1])),
+            print("   all: " + " ".join(f"{c.name}={us:.2f}" for c, us in sorted(times.items(), key=lambda kv: kv[1])),
                   flush=True)
         best = min(rel, key=lambda c: sum(rel[c]))
-        tuned[f"{o}x{i}"] = dict(warps=best.warps, unroll=best.unroll, rows=best.rows, pipe=best.pipe)
-        print(f"TUNED {o}x{i}: {cfg_name(best)} (sum of time / best time over s: {sum(rel[best]):.3f} "
+        tuned[f"{o}x{i}"] = dataclasses.asdict(best)
+        print(f"TUNED {o}x{i}: {best.name} (sum of time / best time over s: {sum(rel[best]):.3f} "
               f"of {len(rel[best])})", flush=True)
         del sh
         torch.cuda.empty_cache()

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 import kernels
 from experiments.bench.peer_teal import load as load_teal
+from experiments.harness.tables import markdown_table
 from kernels import dispatch
 from kernels.dispatch import gated_linear_auto
-from experiments.harness.tables import markdown_table
 from kernels.gated_gemv import GatedConfig, gated_linear, load_tuned, pick_config
 from kernels.score import threshold_mask, topk_threshold_torch
 from kernels.select import calibrate_threshold, topk_threshold
@@ -176,8 +176,7 @@ def dispatched_path(x, sh: Shape, triton_cfg: GatedConfig) -> str:
     if not dispatch.kernel_applies(x, sh.w[0]):
         return "torch: mask + F.linear"
     if dispatch.cuda_applies(x, sh.w_t[0]):
-        k = dispatch._cuda_config(sh.N, sh.K, torch.cuda.current_device())
-        return f"cuda w{k.warps}u{k.unroll}r{k.rows}{'p' if k.pipe else ''}"
+        return "cuda " + dispatch.cuda_config(sh.N, sh.K, torch.cuda.current_device()).name
     return "triton " + triton_cfg_name(triton_cfg)
 
 

@@ -79,7 +79,7 @@ def test_single_rows_take_the_cuda_kernel_where_it_builds(monkeypatch):
     monkeypatch.setattr(cuda_gemv, "usable", lambda device: True)
     monkeypatch.setattr(cuda_gemv, "gated_linear_cuda", lambda *a, config=None, **k: taken.append(("cuda", config)))
     monkeypatch.setattr(dispatch, "triton_gated_linear", lambda *a, **k: taken.append(("triton", None)))
-    monkeypatch.setattr(dispatch, "_cuda_config", lambda out_f, in_f, dev: cuda_gemv.pick_config(out_f, in_f, 132))
+    monkeypatch.setattr(dispatch, "cuda_config", lambda out_f, in_f, dev: cuda_gemv.pick_config(out_f, in_f, 132))
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     w_t = torch.zeros(4096, 14336, dtype=torch.float16)
     dispatch.gated_linear(torch.zeros(1, 4096, dtype=torch.float16), w_t, 0.5)
